@@ -1,0 +1,28 @@
+"""Typed errors raised to users. Each message says what was wrong and how to fix it."""
+
+
+class SeganyError(Exception):
+    """Base class of every error segany raises on purpose."""
+
+
+class CheckpointError(SeganyError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+class DownloadError(SeganyError):
+    """A checkpoint could not be downloaded or failed verification."""
+
+
+class ModelNotFoundError(SeganyError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ImageError(SeganyError, ValueError):
+    """An image of the wrong type, rank, dtype, channel count or size."""
+
+
+class PromptError(SeganyError, ValueError):
+    """A prompt (points, labels, box, mask) that is malformed, or given before an image."""

@@ -1,0 +1,73 @@
+"""Plain, frozen dataclass configs for every network part.
+
+A `ModelSpec` (see `segany.registry`) groups one encoder config with one decoder config;
+the builders in `segany.modeling.build` turn them into modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """SAM's MAE-style ViT image encoder (windowed + global attention, decomposed rel-pos).
+
+    The encoder maps a (B, 3, img_size, img_size) normalised image to a
+    (B, out_chans, img_size // patch_size, img_size // patch_size) embedding.
+    """
+
+    img_size: int = 1024
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    out_chans: int = 256
+    window_size: int = 14
+    global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.img_size // self.patch_size
+
+
+@dataclass(frozen=True)
+class TinyViTConfig:
+    """MobileSAM's TinyViT image encoder (conv stages, then windowed attention stages).
+
+    Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // 16, img_size // 16)
+    embedding.
+    """
+
+    img_size: int = 1024
+    embed_dims: tuple[int, ...] = (64, 128, 160, 320)
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (2, 4, 5, 10)
+    window_sizes: tuple[int, ...] = (7, 7, 14, 7)
+    mlp_ratio: float = 4.0
+    mbconv_expand_ratio: float = 4.0
+    local_conv_size: int = 3
+    out_chans: int = 256
+    # MobileSAM keeps TinyViT's unused ImageNet classifier (norm_head, head) in its checkpoint;
+    # we keep the same parameters so the official file loads strictly and unchanged.
+    num_classes: int = 1000
+
+    @property
+    def embedding_size(self) -> int:
+        return self.img_size // 16
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Prompt encoder + two-way-transformer mask decoder sizes (shared by all SAM variants)."""
+
+    transformer_dim: int = 256
+    depth: int = 2
+    num_heads: int = 8
+    mlp_dim: int = 2048
+    attention_downsample_rate: int = 2
+    num_multimask_outputs: int = 3
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+    mask_in_chans: int = 16

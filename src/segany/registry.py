@@ -1,0 +1,162 @@
+"""The model registry: a name maps to a `ModelSpec`; every variant is built the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from segany.errors import ModelNotFoundError
+from segany.modeling.config import DecoderConfig, TinyViTConfig, ViTConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from segany.modeling.sam import Sam
+
+# ImageNet statistics in 0..255 pixel units, as SAM was trained with.
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build one model variant and find its official weights."""
+
+    name: str
+    encoder: ViTConfig | TinyViTConfig
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    pixel_mean: tuple[float, float, float] = SAM_PIXEL_MEAN
+    pixel_std: tuple[float, float, float] = SAM_PIXEL_STD
+    checkpoint_name: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    licence: str = "Apache-2.0"
+    description: str = ""
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.img_size
+
+    @property
+    def embedding_size(self) -> int:
+        return self.encoder.embedding_size
+
+
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+_SPECS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a spec to the registry (a name may be registered once)."""
+    if spec.name in _SPECS:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+register(
+    ModelSpec(
+        name="vit_h",
+        encoder=ViTConfig(
+            embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)
+        ),
+        checkpoint_name="sam_vit_h_4b8939.pth",
+        url=_SAM_URL + "sam_vit_h_4b8939.pth",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        size_bytes=2564550879,
+        description="SAM ViT-H (636 M parameters), Meta AI",
+    )
+)
+register(
+    ModelSpec(
+        name="vit_l",
+        encoder=ViTConfig(
+            embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)
+        ),
+        checkpoint_name="sam_vit_l_0b3195.pth",
+        url=_SAM_URL + "sam_vit_l_0b3195.pth",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        size_bytes=1249524607,
+        description="SAM ViT-L (308 M parameters), Meta AI",
+    )
+)
+register(
+    ModelSpec(
+        name="vit_b",
+        encoder=ViTConfig(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
+        checkpoint_name="sam_vit_b_01ec64.pth",
+        url=_SAM_URL + "sam_vit_b_01ec64.pth",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        size_bytes=375042383,
+        description="SAM ViT-B (91 M parameters), Meta AI",
+    )
+)
+register(
+    ModelSpec(
+        name="vit_t",
+        encoder=TinyViTConfig(),
+        checkpoint_name="mobile_sam.pt",
+        url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+        sha256=None,
+        licence="Apache-2.0",
+        description="MobileSAM TinyViT-5M encoder with SAM's decoder (Zhang et al., 2023)",
+    )
+)
+# A tiny variant of the same architecture for fast tests: 256 px input, 16x16 embedding.
+register(
+    ModelSpec(
+        name="test_tiny",
+        encoder=ViTConfig(
+            img_size=256,
+            embed_dim=64,
+            depth=2,
+            num_heads=2,
+            out_chans=32,
+            window_size=4,
+            global_attn_indexes=(1,),
+        ),
+        decoder=DecoderConfig(
+            transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32, mask_in_chans=8
+        ),
+        description="tiny random-weight SAM for tests (no official weights)",
+    )
+)
+
+DEFAULT_MODEL = "vit_b"
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, in registration order."""
+    return list(_SPECS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The `ModelSpec` registered under `name`; `ModelNotFoundError` lists the known names."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        known = ", ".join(_SPECS)
+        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def build_sam(
+    name: str = DEFAULT_MODEL,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> Sam:
+    """Build model `name`, load `checkpoint` (official .pth/.pt or .safetensors) if given.
+
+    The model is returned in eval mode on `device`. Without a checkpoint the weights are
+    random (seeded by the caller through `torch.manual_seed`).
+    """
+    from segany.checkpoints import load_checkpoint_into
+    from segany.modeling.build import build_model
+
+    spec = get_spec(name)
+    model = build_model(spec)
+    if checkpoint is not None:
+        load_checkpoint_into(model, checkpoint, spec)
+    return model.to(device).eval()
