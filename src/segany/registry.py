@@ -100,7 +100,8 @@ register(
         encoder=TinyViTConfig(),
         checkpoint_name="mobile_sam.pt",
         url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
-        sha256=None,
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+        size_bytes=40728226,
         licence="Apache-2.0",
         description="MobileSAM TinyViT-5M encoder with SAM's decoder (Zhang et al., 2023)",
     )
@@ -152,11 +153,12 @@ def build_sam(
     The model is returned in eval mode on `device`. Without a checkpoint the weights are
     random (seeded by the caller through `torch.manual_seed`).
     """
-    from segany.checkpoints import load_checkpoint_into
     from segany.modeling.build import build_model
 
     spec = get_spec(name)
     model = build_model(spec)
     if checkpoint is not None:
+        from segany.checkpoints import load_checkpoint_into
+
         load_checkpoint_into(model, checkpoint, spec)
     return model.to(device).eval()

@@ -1,0 +1,36 @@
+"""segany: Segment Anything — exact, fast SAM models, predictor and tools."""
+
+from segany.errors import (
+    CheckpointError,
+    DownloadError,
+    ImageError,
+    ModelNotFoundError,
+    PromptError,
+    SeganyError,
+)
+from segany.registry import ModelSpec, build_sam, get_spec, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "DownloadError",
+    "ImageError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "PromptError",
+    "SamPredictor",
+    "SeganyError",
+    "build_sam",
+    "get_spec",
+    "list_models",
+]
+
+
+def __getattr__(name: str):
+    # The predictor imports PIL and the transforms; keep `import segany` light.
+    if name == "SamPredictor":
+        from segany.predictor import SamPredictor
+
+        return SamPredictor
+    raise AttributeError(f"module 'segany' has no attribute {name!r}")

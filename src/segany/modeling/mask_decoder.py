@@ -1,0 +1,106 @@
+"""SAM's mask decoder: a two-way transformer over prompt and image tokens, then a hypernetwork
+product of each output token with the upscaled image embedding, and an IoU prediction head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from segany.modeling.common import MLP, LayerNorm2d
+from segany.modeling.two_way_transformer import TwoWayTransformer
+
+
+class MaskDecoder(nn.Module):
+    """Predicts 1 + `num_multimask_outputs` masks and their IoU from image and prompt embeddings.
+
+    Output token 0 is the single-mask output; tokens 1.. are the ambiguity-aware
+    multimask outputs (whole, part, sub-part).
+    """
+
+    def __init__(
+        self,
+        transformer_dim: int,
+        transformer: TwoWayTransformer,
+        num_multimask_outputs: int = 3,
+        iou_head_depth: int = 3,
+        iou_head_hidden_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        self.transformer_dim = transformer_dim
+        self.transformer = transformer
+        self.num_multimask_outputs = num_multimask_outputs
+        self.num_mask_tokens = num_multimask_outputs + 1
+        self.iou_token = nn.Embedding(1, transformer_dim)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(transformer_dim // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            nn.GELU(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+            for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = MLP(
+            transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
+        )
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict masks for B prompts on one image (or B images, one prompt each).
+
+        Args:
+            image_embeddings: (1 or B, C, h, w); a single embedding is shared by all prompts.
+            image_pe: (1, C, h, w) positional encoding of the embedding grid.
+            sparse_prompt_embeddings: (B, N, C) point and box embeddings.
+            dense_prompt_embeddings: (B, C, h, w) mask embeddings.
+            multimask_output: return the 3 multimask outputs instead of the single one.
+
+        Returns:
+            low-resolution mask logits (B, 3 or 1, 4h, 4w) and IoU predictions (B, 3 or 1).
+        """
+        masks, iou_pred = self.predict_masks(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+        )
+        outputs = slice(1, None) if multimask_output else slice(0, 1)
+        return masks[:, outputs], iou_pred[:, outputs]
+
+    def predict_masks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All 1 + num_multimask_outputs masks (B, T, 4h, 4w) and IoU predictions (B, T)."""
+        batch = sparse_prompt_embeddings.shape[0]
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat(
+            [output_tokens[None].expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
+        )  # (B, 1 + T + N, C)
+        # Broadcasting instead of repeating the shared embedding B times saves a copy.
+        src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w)
+        pos_src = image_pe.expand(batch, -1, -1, -1)
+        b, c, h, w = src.shape
+        hs, image_tokens = self.transformer(src, pos_src, tokens)
+        iou_token_out = hs[:, 0, :]
+        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
+
+        src = image_tokens.transpose(1, 2).reshape(b, c, h, w)
+        upscaled = self.output_upscaling(src)  # (B, C/8, 4h, 4w)
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+            dim=1,
+        )  # (B, T, C/8)
+        b, c8, uh, uw = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c8, uh * uw)).view(b, -1, uh, uw)
+        iou_pred = self.iou_prediction_head(iou_token_out)
+        return masks, iou_pred

@@ -1,0 +1,252 @@
+"""`SamPredictor`: compute an image's embedding once, then answer prompts in milliseconds.
+
+A drop-in for the reference `segment_anything.SamPredictor` (same methods, shapes and dtypes),
+plus several boxes per call, embedding reuse (`set_embedding`) and a multi-image batch call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from segany.errors import ImageError, PromptError
+from segany.modeling.sam import Sam
+from segany.transforms import (
+    boxes_to_input,
+    coords_to_input,
+    preprocess_shape,
+    resize_image,
+)
+from segany.validation import as_rgb_array, check_boxes, check_mask_input, check_points
+
+Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class SamPredictor:
+    """Predict masks for one image at a time from point, box and mask prompts.
+
+    Coordinates given to `predict` are xy pixels in the original image frame; those given to
+    `predict_torch` are already in the model-input frame (see `segany.transforms`).
+    """
+
+    def __init__(self, sam_model: Sam) -> None:
+        self.model = sam_model
+        self.reset_image()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def low_res_size(self) -> tuple[int, int]:
+        """(h, w) of low-resolution logits: 4x the embedding grid (256 x 256 for SAM)."""
+        h, w = self.model.prompt_encoder.mask_input_size
+        return h, w
+
+    def reset_image(self) -> None:
+        """Forget the current image and its embedding."""
+        self.is_image_set = False
+        self.features: torch.Tensor | None = None
+        self.original_size: tuple[int, int] | None = None
+        self.input_size: tuple[int, int] | None = None
+
+    # ---- image ---------------------------------------------------------------------------
+
+    def set_image(self, image: Any, image_format: str = "RGB") -> None:
+        """Compute the embedding of an (H, W, 3) uint8 array (RGB or BGR) or a PIL image."""
+        rgb = as_rgb_array(image, image_format)
+        resized = resize_image(np.ascontiguousarray(rgb), self.model.image_size)
+        tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None]
+        self.set_torch_image(tensor, rgb.shape[:2])
+
+    @torch.inference_mode()
+    def set_torch_image(
+        self, transformed_image: torch.Tensor, original_image_size: tuple[int, ...]
+    ) -> None:
+        """(1, 3, h', w') image already resized to the input frame, 0..255 values."""
+        if transformed_image.ndim != 4 or transformed_image.shape[:2] != (1, 3):
+            raise ImageError(
+                f"expected a (1, 3, h, w) tensor, got shape {tuple(transformed_image.shape)}"
+            )
+        if max(transformed_image.shape[2:]) != self.model.image_size:
+            raise ImageError(
+                f"the longest side must be resized to {self.model.image_size} first "
+                f"(segany.transforms.resize_image), got {tuple(transformed_image.shape)}"
+            )
+        self.reset_image()
+        self.original_size = (int(original_image_size[0]), int(original_image_size[1]))
+        self.input_size = (int(transformed_image.shape[2]), int(transformed_image.shape[3]))
+        image = self.model.preprocess(transformed_image.to(torch.float32))
+        self.features = self.model.image_encoder(image)
+        self.is_image_set = True
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The current image's embedding, (1, C, h, w)."""
+        self._require_image()
+        return self.features
+
+    def set_embedding(self, embedding: torch.Tensor, original_size: tuple[int, int]) -> None:
+        """Reuse an embedding from `get_image_embedding` for an (H, W) image: no encoder pass."""
+        grid = self.model.prompt_encoder.image_embedding_size
+        expected = (1, self.model.prompt_encoder.embed_dim, *grid)
+        if not isinstance(embedding, torch.Tensor) or tuple(embedding.shape) != expected:
+            shape = tuple(getattr(embedding, "shape", ()))
+            raise ImageError(f"embedding must be a tensor of shape {expected}, got {shape}")
+        h, w = int(original_size[0]), int(original_size[1])
+        if h <= 0 or w <= 0:
+            raise ImageError(f"original_size must be positive (H, W), got {original_size}")
+        self.reset_image()
+        self.features = embedding.to(self.device, torch.float32)
+        self.original_size = (h, w)
+        self.input_size = preprocess_shape(h, w, self.model.image_size)
+        self.is_image_set = True
+
+    def _require_image(self) -> None:
+        if not self.is_image_set:
+            raise PromptError("no image is set: call set_image(image) before predicting")
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> Prediction:
+        """Predict masks for the current image.
+
+        Args:
+            point_coords: (N, 2) xy pixels in the original image; with several boxes also
+                (B, N, 2), one set per box.
+            point_labels: (N,) or (B, N): 1 foreground, 0 background, -1 ignored.
+            box: (4,) xyxy in the original image, or (B, 4) for B boxes in one call.
+            mask_input: (1, 256, 256) low-resolution logits from a previous call, or
+                (B, 1, 256, 256) with B boxes.
+            multimask_output: 3 ambiguity-aware masks instead of 1.
+            return_logits: return float logits instead of boolean masks.
+
+        Returns:
+            masks (C, H, W) bool (or float32 logits), iou predictions (C,) float32,
+            low-resolution logits (C, 256, 256) float32; C is 3 or 1. With B > 1 boxes every
+            array gains a leading B axis.
+        """
+        self._require_image()
+        coords, labels = check_points(point_coords, point_labels)
+        boxes = check_boxes(box)
+        if coords is None and boxes is None and mask_input is None:
+            raise PromptError("give at least one prompt: point_coords, box or mask_input")
+        batch = 1 if boxes is None else boxes.shape[0]
+        if coords is not None and coords.ndim == 3 and coords.shape[0] != batch:
+            raise PromptError(
+                f"point_coords of shape {coords.shape} need {coords.shape[0]} boxes, got {batch}"
+            )
+        masks_np = check_mask_input(mask_input, self.low_res_size, batch)
+
+        long_side = self.model.image_size
+        device = self.device
+        coords_t = labels_t = boxes_t = masks_t = None
+        if coords is not None:
+            coords = coords_to_input(coords, self.original_size, long_side)
+            coords_t = torch.as_tensor(coords, dtype=torch.float, device=device)
+            labels_t = torch.as_tensor(labels, dtype=torch.int, device=device)
+            if coords_t.ndim == 2:
+                coords_t = coords_t[None].expand(batch, -1, -1)
+                labels_t = labels_t[None].expand(batch, -1)
+        if boxes is not None:
+            boxes = boxes_to_input(boxes, self.original_size, long_side)
+            boxes_t = torch.as_tensor(boxes, dtype=torch.float, device=device)
+        if masks_np is not None:
+            masks_t = torch.as_tensor(masks_np, dtype=torch.float, device=device)
+            masks_t = masks_t.expand(batch, -1, -1, -1)
+
+        masks, iou, low_res = self.predict_torch(
+            coords_t, labels_t, boxes_t, masks_t, multimask_output, return_logits
+        )
+        outputs = (masks.cpu().numpy(), iou.float().cpu().numpy(), low_res.float().cpu().numpy())
+        return outputs if batch > 1 else tuple(x[0] for x in outputs)
+
+    @torch.inference_mode()
+    def predict_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batched prediction with prompts already in the input frame.
+
+        Args:
+            point_coords: (B, N, 2) xy input-frame pixels; point_labels: (B, N).
+            boxes: (B, 4) xyxy input-frame pixels.
+            mask_input: (B, 1, 256, 256) logits.
+
+        Returns masks (B, C, H, W) (bool, or logits), iou (B, C), low-res logits
+        (B, C, 256, 256).
+        """
+        self._require_image()
+        points = None
+        if point_coords is not None:
+            if point_labels is None:
+                raise PromptError("point_coords were given without point_labels")
+            points = (point_coords, point_labels)
+        sparse, dense = self.model.prompt_encoder(points, boxes, mask_input)
+        low_res, iou = self.model.mask_decoder(
+            self.features,
+            self.model.prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            multimask_output,
+        )
+        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
+        if not return_logits:
+            masks = masks > self.model.mask_threshold
+        return masks, iou, low_res
+
+    # ---- several images ------------------------------------------------------------------
+
+    def predict_batch(
+        self,
+        images: Sequence[Any],
+        prompts: Sequence[dict[str, Any]],
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        image_format: str = "RGB",
+    ) -> list[Prediction]:
+        """Encode several images in one encoder batch, then answer one prompt dict per image.
+
+        Each prompt dict takes `predict`'s keyword arguments (point_coords, point_labels, box,
+        mask_input). Returns one `predict`-style tuple per image. The current image is left
+        set to the last one.
+        """
+        if len(images) != len(prompts):
+            raise PromptError(f"got {len(images)} images but {len(prompts)} prompt dicts")
+        if not images:
+            return []
+        rgbs = [as_rgb_array(image, image_format) for image in images]
+        size = self.model.image_size
+        batch = torch.zeros((len(rgbs), 3, size, size), dtype=torch.float32, device=self.device)
+        input_sizes = []
+        for i, rgb in enumerate(rgbs):
+            resized = torch.as_tensor(resize_image(np.ascontiguousarray(rgb), size))
+            h, w = resized.shape[:2]
+            input_sizes.append((h, w))
+            batch[i] = self.model.preprocess(resized.permute(2, 0, 1)[None].to(batch))[0]
+        with torch.inference_mode():
+            embeddings = self.model.image_encoder(batch)
+        results = []
+        for rgb, embedding, prompt in zip(rgbs, embeddings, prompts):
+            self.set_embedding(embedding[None], rgb.shape[:2])
+            results.append(
+                self.predict(
+                    **prompt, multimask_output=multimask_output, return_logits=return_logits
+                )
+            )
+        return results
