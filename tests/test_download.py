@@ -1,0 +1,277 @@
+"""Checkpoint downloads against a local HTTP server: resume, verification, offline errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from segany.download import cache_dir, checkpoint_path, download_checkpoint
+from segany.errors import DownloadError, ModelNotFoundError
+from segany.registry import get_spec
+
+PAYLOAD = bytes(range(256)) * 1024  # 256 KiB: several 1 MiB-chunk-free reads, still instant
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+FILE_NAME = "weights.pth"
+
+
+@dataclasses.dataclass
+class ServerState:
+    """What the test server serves and how it misbehaves; `requests` logs each Range header."""
+
+    mode: str = "normal"  # normal | drop | corrupt | ignore_range | missing
+    drop_after: int = len(PAYLOAD) // 3
+    requests: list[str | None] = dataclasses.field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        state: ServerState = self.server.state
+        wanted = self.headers.get("Range")
+        state.requests.append(wanted)
+        if state.mode == "missing":
+            self.send_error(404, "Not Found")
+            return
+        body, start = PAYLOAD, 0
+        if state.mode == "corrupt":
+            body = body[:1000] + bytes([body[1000] ^ 0xFF]) + body[1001:]
+        match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
+        if match and state.mode != "ignore_range":
+            start = int(match.group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if state.mode == "drop":
+            # Promise the whole body, send part of it, hang up: a dropped connection.
+            self.wfile.write(chunk[: state.drop_after])
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+    def log_message(self, format, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_and_isolated_cache(monkeypatch, tmp_path):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SEGANY_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.state = ServerState()
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def _url(httpd) -> str:
+    host, port = httpd.server_address[:2]
+    return f"http://{host}:{port}/files/{FILE_NAME}"
+
+
+def _spec(url: str, sha256: str | None = PAYLOAD_SHA):
+    """test_tiny with download fields filled in, the way a test (or a mirror) overrides them."""
+    return dataclasses.replace(get_spec("test_tiny"), url=url, sha256=sha256)
+
+
+# --- success ----------------------------------------------------------------------------------
+
+
+def test_download_and_verify(server, tmp_path):
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path / "dl", progress=False)
+    assert path == tmp_path / "dl" / FILE_NAME
+    assert path.read_bytes() == PAYLOAD
+    assert not path.with_name(FILE_NAME + ".part").exists()
+    assert server.state.requests == [None]
+
+
+def test_default_destination_is_under_segany_home(server, tmp_path):
+    spec = _spec(_url(server))
+    path = download_checkpoint(spec, progress=True)  # tqdm, if installed, writes to stderr
+    assert path == tmp_path / "home" / "checkpoints" / FILE_NAME == checkpoint_path(spec)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_url_argument_overrides_the_spec(server, tmp_path):
+    spec = _spec("http://127.0.0.1:9/unused.pth")
+    path = download_checkpoint(spec, url=_url(server), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_without_sha256_the_file_is_accepted_as_is(server, tmp_path):
+    path = download_checkpoint(_spec(_url(server), sha256=None), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+# --- cache hits -------------------------------------------------------------------------------
+
+
+def test_verified_file_is_not_downloaded_again(server, tmp_path):
+    (tmp_path / FILE_NAME).write_bytes(PAYLOAD)
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path == tmp_path / FILE_NAME
+    assert server.state.requests == []
+
+
+def test_cached_file_with_wrong_hash_is_replaced(server, tmp_path):
+    (tmp_path / FILE_NAME).write_bytes(b"stale")
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests == [None]
+
+
+# --- resuming -----------------------------------------------------------------------------------
+
+
+def test_dropped_connection_keeps_part_and_next_call_resumes(server, tmp_path):
+    spec = _spec(_url(server))
+    server.state.mode = "drop"
+    with pytest.raises(DownloadError, match="interrupted") as info:
+        download_checkpoint(spec, dest_dir=tmp_path, progress=False)
+    part = tmp_path / (FILE_NAME + ".part")
+    assert str(part) in str(info.value) and "resume" in str(info.value)
+    assert part.read_bytes() == PAYLOAD[: server.state.drop_after]
+    assert not (tmp_path / FILE_NAME).exists()
+
+    server.state.mode = "normal"
+    path = download_checkpoint(spec, dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests[-1] == f"bytes={server.state.drop_after}-"
+    assert not part.exists()
+
+
+def test_resume_from_existing_part(server, tmp_path):
+    (tmp_path / (FILE_NAME + ".part")).write_bytes(PAYLOAD[:5000])
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests == ["bytes=5000-"]
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    # A .part whose bytes are wrong: appending to it would break the checksum.
+    (tmp_path / (FILE_NAME + ".part")).write_bytes(b"\0" * 5000)
+    server.state.mode = "ignore_range"
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests == ["bytes=5000-"]
+
+
+def test_complete_part_is_finished_without_a_body(server, tmp_path):
+    (tmp_path / (FILE_NAME + ".part")).write_bytes(PAYLOAD)
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests == [f"bytes={len(PAYLOAD)}-"]  # answered 416
+
+
+def test_oversized_part_is_discarded(server, tmp_path):
+    (tmp_path / (FILE_NAME + ".part")).write_bytes(PAYLOAD + b"junk")
+    path = download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.state.requests == [f"bytes={len(PAYLOAD) + 4}-", None]
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+def test_corrupted_transfer_is_deleted(server, tmp_path):
+    server.state.mode = "corrupt"
+    with pytest.raises(DownloadError, match="checksum mismatch") as info:
+        download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert PAYLOAD_SHA in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error(server, tmp_path):
+    server.state.mode = "missing"
+    with pytest.raises(DownloadError, match="HTTP 404") as info:
+        download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
+    assert "--checkpoint PATH" in str(info.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connection_refused_reads_as_offline(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/{FILE_NAME}"
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint(_spec(url), progress=False, timeout=5)
+    message = str(info.value)
+    assert f"could not reach {url}" in message
+    assert "offline" in message and "--checkpoint PATH" in message
+    assert str(tmp_path / "home" / "checkpoints" / FILE_NAME) in message
+
+
+def test_model_without_url():
+    with pytest.raises(DownloadError, match="no official checkpoint"):
+        download_checkpoint("test_tiny", progress=False)
+
+
+def test_unknown_model():
+    with pytest.raises(ModelNotFoundError, match="known models"):
+        download_checkpoint("vit_z", progress=False)
+
+
+# --- cache location ---------------------------------------------------------------------------
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEGANY_HOME", str(tmp_path / "a"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "a"
+    monkeypatch.delenv("SEGANY_HOME")
+    assert cache_dir() == tmp_path / "xdg" / "segany"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert cache_dir() == tmp_path / "user" / ".cache" / "segany"
+
+
+def test_checkpoint_path_of_official_models(tmp_path):
+    assert checkpoint_path("vit_b") == tmp_path / "home" / "checkpoints" / "sam_vit_b_01ec64.pth"
+    assert checkpoint_path("vit_t").name == "mobile_sam.pt"
+    assert isinstance(checkpoint_path(get_spec("vit_h")), Path)
+
+
+def test_cached_file_of_wrong_size_is_replaced_without_hashing(server, tmp_path, monkeypatch):
+    import segany.download as download
+
+    stale = tmp_path / FILE_NAME
+    stale.write_bytes(PAYLOAD[:-1])
+    hashed = []
+    real_hash = download._sha256_of_file
+
+    def spying_hash(path, hasher=None):
+        hashed.append(path)
+        return real_hash(path, hasher)
+
+    monkeypatch.setattr(download, "_sha256_of_file", spying_hash)
+    spec = dataclasses.replace(_spec(_url(server)), size_bytes=len(PAYLOAD))
+    assert download_checkpoint(spec, dest_dir=tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert stale not in hashed
