@@ -38,23 +38,48 @@ def relative_position_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> 
     return rel_pos[offsets.long()]
 
 
-def decomposed_rel_pos_bias(
-    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
-) -> torch.Tensor:
-    """Additive attention bias from decomposed relative positions.
+# Upper bound on the attention-bias chunk held at once; keeps the bias in cache-sized pieces
+# instead of a (heads, 4096, 4096) tensor (805 MB for ViT-B's global blocks).
+BIAS_CHUNK_BYTES = 64 * 2**20
 
-    q: (B, H*W, head_dim) unscaled queries of a H x W token grid (keys on the same grid).
-    Returns (B, H*W, H*W): bias[b, (qh, qw), (kh, kw)] = q . Rh[qh, kh] + q . Rw[qw, kw].
+
+def rel_pos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Softmax attention with decomposed relative positions (MViTv2) on an h x w token grid.
+
+    q, k, v: (B, heads, h*w, head_dim). Returns (B, heads, h*w, head_dim).
+    The bias q . Rh[qh, kh] + q . Rw[qw, kw] (computed from unscaled queries, as SAM) is built
+    a few query rows at a time and passed to `scaled_dot_product_attention` as its additive
+    mask, so it is never materialised whole and softmax and value product run fused.
     """
+    b, heads, n, dim = q.shape
     h, w = size
-    table_h = relative_position_table(h, h, rel_pos_h)  # (h, h, D)
-    table_w = relative_position_table(w, w, rel_pos_w)  # (w, w, D)
-    b, _, dim = q.shape
-    grid_q = q.view(b, h, w, dim)
-    bias_h = torch.einsum("bhwc,hkc->bhwk", grid_q, table_h)  # (B, h, w, kh)
-    bias_w = torch.einsum("bhwc,wkc->bhwk", grid_q, table_w)  # (B, h, w, kw)
-    bias = bias_h[:, :, :, :, None] + bias_w[:, :, :, None, :]  # (B, h, w, kh, kw)
-    return bias.reshape(b, h * w, h * w)
+    table_h = relative_position_table(h, h, rel_pos_h).transpose(1, 2)  # (h, D, kh)
+    table_w = relative_position_table(w, w, rel_pos_w).transpose(1, 2)  # (w, D, kw)
+    grid_q = q.reshape(b * heads, h, w, dim)
+    # Row-major layouts so that a slice of query rows is one contiguous block.
+    bias_h = grid_q.transpose(0, 1) @ table_h[:, None]  # (h, BH, w, kh)
+    bias_w = (grid_q.permute(2, 0, 1, 3) @ table_w[:, None]).permute(1, 2, 0, 3)  # (BH, h, w, kw)
+    bytes_per_row = b * heads * w * h * w * q.element_size()
+    rows = max(1, min(h, BIAS_CHUNK_BYTES // bytes_per_row))
+    # One buffer reused by every chunk: fresh large allocations cost page faults each time.
+    buffer = q.new_empty((b * heads, rows, w, h, w))  # (BH, rows, w, kh, kw)
+    outputs = []
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        bias = buffer[:, : r1 - r0]
+        torch.add(bias_h[r0:r1].transpose(0, 1)[..., None], bias_w[:, r0:r1, :, None, :], out=bias)
+        bias = bias.view(b, heads, (r1 - r0) * w, h * w)  # (B, heads, rows*w, h*w)
+        outputs.append(
+            F.scaled_dot_product_attention(q[:, :, r0 * w : r1 * w], k, v, attn_mask=bias)
+        )
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
 
 
 class Attention(nn.Module):
@@ -74,10 +99,7 @@ class Attention(nn.Module):
         heads = self.num_heads
         qkv = self.qkv(x).view(b, h * w, 3, heads, c // heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        bias = decomposed_rel_pos_bias(
-            q.reshape(b * heads, h * w, c // heads), self.rel_pos_h, self.rel_pos_w, (h, w)
-        ).view(b, heads, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, heads, N, hd)
+        out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w))
         out = out.transpose(1, 2).reshape(b, h, w, c)
         return self.proj(out)
 
@@ -127,17 +149,18 @@ class Block(nn.Module):
         self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.norm1(x)
+        y = self.norm1(x)
         if self.window > 0:
-            size = (x.shape[1], x.shape[2])
-            x, padded = window_partition(x, self.window)
-            x = self.attn(x)
-            x = window_unpartition(x, self.window, padded, size)
+            size = (y.shape[1], y.shape[2])
+            y, padded = window_partition(y, self.window)
+            y = self.attn(y)
+            y = window_unpartition(y, self.window, padded, size)
         else:
-            x = self.attn(x)
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+            y = self.attn(y)
+        # In-place residual adds into fresh layer outputs (no backward needs them) save a
+        # (B, H, W, C) allocation each.
+        x = y.add_(x)
+        return self.mlp(self.norm2(x)).add_(x)
 
 
 class PatchEmbed(nn.Module):

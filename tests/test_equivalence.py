@@ -1,0 +1,103 @@
+"""segany against the reference implementations on the same random weights file.
+
+Tolerances from the project's contract: logits within 1e-3 absolute, IoU predictions within
+1e-4, binary masks equal on at least 99.99 % of pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_image
+
+from segany import SamPredictor, build_sam
+
+MODELS = ["test_tiny", "vit_b", "vit_t"]
+SIZES = [(600, 1000), (1000, 600), (37, 53)]
+
+
+def _reference_predictor(model):
+    if type(model).__module__.startswith("mobile_sam"):
+        from mobile_sam import SamPredictor as RefPredictor
+    else:
+        from segment_anything import SamPredictor as RefPredictor
+    return RefPredictor(model)
+
+
+def _prompt_cases(height: int, width: int):
+    fg = np.array([[0.55 * width, 0.45 * height]])
+    pts = np.array([[0.55 * width, 0.45 * height], [0.2 * width, 0.8 * height], [0.7 * width, 0.1 * height]])
+    box = np.array([0.1 * width, 0.15 * height, 0.8 * width, 0.9 * height])
+    return {
+        "one_point": dict(point_coords=fg, point_labels=np.array([1])),
+        "points_pos_neg": dict(point_coords=pts, point_labels=np.array([1, 0, 1])),
+        "box": dict(box=box),
+        "box_and_points": dict(box=box, point_coords=pts[:2], point_labels=np.array([1, 0])),
+    }
+
+
+def _assert_close(ref_out, our_out, masks_are_logits: bool):
+    ref_masks, ref_iou, ref_low = ref_out
+    masks, iou, low = our_out
+    assert masks.shape == ref_masks.shape and masks.dtype == ref_masks.dtype
+    assert iou.shape == ref_iou.shape and iou.dtype == ref_iou.dtype
+    assert low.shape == ref_low.shape and low.dtype == ref_low.dtype
+    np.testing.assert_allclose(low, ref_low, atol=1e-3, rtol=0)
+    np.testing.assert_allclose(iou, ref_iou, atol=1e-4, rtol=0)
+    if masks_are_logits:
+        np.testing.assert_allclose(masks, ref_masks, atol=1e-3, rtol=0)
+    else:
+        assert (masks == ref_masks).mean() >= 0.9999
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model_pair(request, reference_checkpoint):
+    ref_model, path = reference_checkpoint(request.param)
+    return request.param, ref_model, build_sam(request.param, checkpoint=path)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_predictions_match_reference(model_pair, size):
+    name, ref_model, model = model_pair
+    image = synthetic_image(*size, seed=size[0])
+    ref, ours = _reference_predictor(ref_model), SamPredictor(model)
+    with torch.no_grad():
+        ref.set_image(image)
+    ours.set_image(image)
+    torch.testing.assert_close(ours.features, ref.features, atol=1e-3, rtol=0)
+
+    for case, prompt in _prompt_cases(*size).items():
+        for multimask in (True, False):
+            for logits in (False, True):
+                with torch.no_grad():
+                    expected = ref.predict(**prompt, multimask_output=multimask, return_logits=logits)
+                got = ours.predict(**prompt, multimask_output=multimask, return_logits=logits)
+                try:
+                    _assert_close(expected, got, logits)
+                except AssertionError as exc:
+                    raise AssertionError(f"{name} {size} {case} multimask={multimask}") from exc
+
+    # A previous call's best low-res logits fed back as the mask prompt.
+    prompt = _prompt_cases(*size)["one_point"]
+    with torch.no_grad():
+        _, scores, low = ref.predict(**prompt)
+    mask_input = low[np.argmax(scores)][None]
+    with torch.no_grad():
+        expected = ref.predict(**prompt, mask_input=mask_input, multimask_output=False)
+    got = ours.predict(**prompt, mask_input=mask_input, multimask_output=False)
+    _assert_close(expected, got, masks_are_logits=False)
+
+
+def test_outputs_are_not_trivial(model_pair):
+    """Guard against an equivalence test that passes on all-zero or constant outputs."""
+    name, _, model = model_pair
+    predictor = SamPredictor(model)
+    image = synthetic_image(600, 1000)
+    predictor.set_image(image)
+    masks, iou, low = predictor.predict(
+        point_coords=np.array([[500, 300]]), point_labels=np.array([1]), return_logits=True
+    )
+    assert low.std() > 1e-2, name
+    assert np.abs(np.diff(iou)).max() > 1e-4, name
+    assert 0.0 < (masks > 0).mean() < 1.0, name
