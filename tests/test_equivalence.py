@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_image
 
+from conftest import synthetic_image
 from segany import SamPredictor, build_sam
 
 MODELS = ["test_tiny", "vit_b", "vit_t"]
@@ -27,7 +27,9 @@ def _reference_predictor(model):
 
 def _prompt_cases(height: int, width: int):
     fg = np.array([[0.55 * width, 0.45 * height]])
-    pts = np.array([[0.55 * width, 0.45 * height], [0.2 * width, 0.8 * height], [0.7 * width, 0.1 * height]])
+    pts = np.array(
+        [[0.55 * width, 0.45 * height], [0.2 * width, 0.8 * height], [0.7 * width, 0.1 * height]]
+    )
     box = np.array([0.1 * width, 0.15 * height, 0.8 * width, 0.9 * height])
     return {
         "one_point": dict(point_coords=fg, point_labels=np.array([1])),
@@ -71,7 +73,9 @@ def test_predictions_match_reference(model_pair, size):
         for multimask in (True, False):
             for logits in (False, True):
                 with torch.no_grad():
-                    expected = ref.predict(**prompt, multimask_output=multimask, return_logits=logits)
+                    expected = ref.predict(
+                        **prompt, multimask_output=multimask, return_logits=logits
+                    )
                 got = ours.predict(**prompt, multimask_output=multimask, return_logits=logits)
                 try:
                     _assert_close(expected, got, logits)

@@ -242,7 +242,7 @@ class SamPredictor:
         with torch.inference_mode():
             embeddings = self.model.image_encoder(batch)
         results = []
-        for rgb, embedding, prompt in zip(rgbs, embeddings, prompts):
+        for rgb, embedding, prompt in zip(rgbs, embeddings, prompts, strict=True):
             self.set_embedding(embedding[None], rgb.shape[:2])
             results.append(
                 self.predict(

@@ -89,7 +89,9 @@ def check_boxes(box: Any) -> np.ndarray | None:
     if boxes.ndim == 1:
         boxes = boxes[None]
     if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
-        raise PromptError(f"box must have shape (4,) or (N, 4) as x0, y0, x1, y1; got {boxes.shape}")
+        raise PromptError(
+            f"box must have shape (4,) or (N, 4) as x0, y0, x1, y1; got {boxes.shape}"
+        )
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if np.any(bad):
         raise PromptError(
@@ -98,7 +100,9 @@ def check_boxes(box: Any) -> np.ndarray | None:
     return boxes
 
 
-def check_mask_input(mask_input: Any, low_res_size: tuple[int, int], batch: int) -> np.ndarray | None:
+def check_mask_input(
+    mask_input: Any, low_res_size: tuple[int, int], batch: int
+) -> np.ndarray | None:
     """Validate low-resolution mask logits: (1, h, w) or (B, 1, h, w) -> (B or 1, 1, h, w)."""
     if mask_input is None:
         return None

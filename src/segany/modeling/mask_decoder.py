@@ -128,6 +128,8 @@ def _deconv2x2(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:
     cout = deconv.out_channels
     y = x.reshape(b * h * w, cin) @ deconv.weight.reshape(cin, cout * 4)  # (BHW, Cout*2*2)
     y = y.view(b, h, w, cout, 2, 2).permute(0, 1, 4, 2, 5, 3)  # (B, h, di, w, dj, Cout)
-    return (y.reshape(b, 2 * h, 2 * w, cout) + deconv.bias) if deconv.bias is not None else (
-        y.reshape(b, 2 * h, 2 * w, cout)
+    return (
+        (y.reshape(b, 2 * h, 2 * w, cout) + deconv.bias)
+        if deconv.bias is not None
+        else (y.reshape(b, 2 * h, 2 * w, cout))
     )

@@ -91,9 +91,7 @@ class PromptEncoder(nn.Module):
         """Positional encoding of the image embedding grid: (1, C, h, w)."""
         return self.pe_layer(self.image_embedding_size).unsqueeze(0)
 
-    def embed_points(
-        self, points: torch.Tensor, labels: torch.Tensor, pad: bool
-    ) -> torch.Tensor:
+    def embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         """(B, N, 2) xy input-frame pixels, (B, N) labels in {1, 0, -1} -> (B, N[+1], C).
 
         `pad` appends a "not a point" (label -1) when no box follows, as SAM was trained.
@@ -122,7 +120,10 @@ class PromptEncoder(nn.Module):
         corners = (boxes + 0.5).reshape(-1, 2, 2)
         embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
         corner_types = torch.cat(
-            [self.point_embeddings[_BOX_TOP_LEFT].weight, self.point_embeddings[_BOX_BOTTOM_RIGHT].weight]
+            [
+                self.point_embeddings[_BOX_TOP_LEFT].weight,
+                self.point_embeddings[_BOX_BOTTOM_RIGHT].weight,
+            ]
         )  # (2, C)
         return embedding + corner_types
 

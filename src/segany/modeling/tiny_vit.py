@@ -20,23 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from segany.errors import ImageError
-from segany.modeling.common import LayerNorm2d
+from segany.modeling.common import LayerNorm2d, gelu_fresh, window_partition, window_unpartition
 from segany.modeling.config import TinyViTConfig
-from segany.modeling.vit import window_partition, window_unpartition
 
 # Elements (2**21 float32 = 8 MB) of the expanded map MBConv computes per band of rows on CPU.
 _BAND_ELEMENTS = 2**21
-
-
-def _gelu(x: torch.Tensor) -> torch.Tensor:
-    """Exact GELU of a freshly computed activation map, overwriting it when autograd allows.
-
-    On CPU, allocating a new multi-megabyte output costs several times more than the erf itself
-    (fresh pages from the allocator), and the early maps are 32-64 MB each.
-    """
-    if x.requires_grad:
-        return F.gelu(x)
-    return torch.ops.aten.gelu_(x)
 
 
 class ConvBN(nn.Module):
@@ -89,7 +77,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stem_conv1, _, stem_conv2 = self.seq
-        return stem_conv2(_gelu(stem_conv1(x)))
+        return stem_conv2(gelu_fresh(stem_conv1(x)))
 
 
 class MBConv(nn.Module):
@@ -123,13 +111,13 @@ class MBConv(nn.Module):
         """Output rows [start, stop) as (B, C, stop - start, W), read from x's rows one beyond
         either end (the depthwise conv's halo)."""
         lo, hi = max(start - 1, 0), min(stop + 1, x.shape[2])
-        y = _gelu(self.conv1(x[:, :, lo:hi]))
+        y = gelu_fresh(self.conv1(x[:, :, lo:hi]))
         # The conv zero-pads every band edge, but only rows at the image border keep that output;
         # the others are cut off here and come from the neighbouring band instead.
-        y = _gelu(self.conv2(y))[:, :, start - lo : stop - lo]
+        y = gelu_fresh(self.conv2(y))[:, :, start - lo : stop - lo]
         y = self.conv3(y)
         y += x[:, :, start:stop]  # in place is safe: neither conv nor batch norm needs its output
-        return _gelu(y)
+        return gelu_fresh(y)
 
 
 class PatchMerging(nn.Module):
@@ -142,8 +130,8 @@ class PatchMerging(nn.Module):
         self.conv3 = ConvBN(out_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _gelu(self.conv1(x))
-        x = _gelu(self.conv2(x))
+        x = gelu_fresh(self.conv1(x))
+        x = gelu_fresh(self.conv2(x))
         return self.conv3(x)
 
 
@@ -199,7 +187,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(_gelu(self.fc1(self.norm(x))))
+        return self.fc2(gelu_fresh(self.fc1(self.norm(x))))
 
 
 class TinyViTBlock(nn.Module):
@@ -273,6 +261,7 @@ class TinyViT(nn.Module):
                     f"TinyViTConfig: embed_dim {dim} is not divisible by its num_heads {heads}"
                 )
         self.config = config
+        self.img_size = config.img_size
         dims = config.embed_dims
 
         self.patch_embed = PatchEmbed(3, dims[0])

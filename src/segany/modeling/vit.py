@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segany.modeling.common import LayerNorm2d, MLPBlock
+from segany.modeling.common import (
+    FreshGELU,
+    LayerNorm2d,
+    MLPBlock,
+    window_partition,
+    window_unpartition,
+)
 from segany.modeling.config import ViTConfig
 
 
@@ -64,8 +70,10 @@ def rel_pos_attention(
     table_w = relative_position_table(w, w, rel_pos_w).transpose(1, 2)  # (w, D, kw)
     grid_q = q.reshape(b * heads, h, w, dim)
     # Row-major layouts so that a slice of query rows is one contiguous block.
-    bias_h = grid_q.transpose(0, 1) @ table_h[:, None]  # (h, BH, w, kh)
-    bias_w = (grid_q.permute(2, 0, 1, 3) @ table_w[:, None]).permute(1, 2, 0, 3)  # (BH, h, w, kw)
+    bias_h = torch.bmm(grid_q.transpose(0, 1).reshape(h, b * heads * w, dim), table_h)
+    bias_h = bias_h.view(h, b * heads, w, h)  # (h, BH, w, kh)
+    bias_w = torch.bmm(grid_q.permute(2, 0, 1, 3).reshape(w, b * heads * h, dim), table_w)
+    bias_w = bias_w.view(w, b * heads, h, w).permute(1, 2, 0, 3)  # (BH, h, w, kw)
     bytes_per_row = b * heads * w * h * w * q.element_size()
     rows = max(1, min(h, BIAS_CHUNK_BYTES // bytes_per_row))
     # One buffer reused by every chunk: fresh large allocations cost page faults each time.
@@ -83,7 +91,8 @@ def rel_pos_attention(
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over a (B, H, W, C) token grid with relative positions."""
+    """Multi-head self-attention with relative positions over a (B, H, W, C) token grid,
+    globally or (with `window` > 0) within non-overlapping windows."""
 
     def __init__(self, dim: int, num_heads: int, input_size: tuple[int, int]) -> None:
         super().__init__()
@@ -94,69 +103,39 @@ class Attention(nn.Module):
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, window: int = 0) -> torch.Tensor:
         b, h, w, c = x.shape
         heads = self.num_heads
-        qkv = self.qkv(x).view(b, h * w, 3, heads, c // heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w))
-        out = out.transpose(1, 2).reshape(b, h, w, c)
+        qkv = self.qkv(x)  # (B, H, W, 3C)
+        if window > 0:
+            # SAM pads the normalised tokens with zeros before this layer; a zero token's
+            # qkv is exactly the bias, so padding the output with the bias is the same
+            # and skips the padded tokens' matmul.
+            qkv, padded = window_partition(qkv, window, fill=self.qkv.bias)
+        n, gh, gw, _ = qkv.shape  # windows (or images), grid rows, grid columns
+        qkv = qkv.view(n, gh * gw, 3, heads, c // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (n, heads, gh*gw, head_dim)
+        out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (gh, gw))
+        out = out.transpose(1, 2).reshape(n, gh, gw, c)
+        if window > 0:
+            out = window_unpartition(out, window, padded, (h, w))
         return self.proj(out)
-
-
-def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Split a (B, H, W, C) grid into (B * nW, window, window, C) windows, zero-padding.
-
-    Returns the windows and the padded size (Hp, Wp).
-    """
-    b, h, w, c = x.shape
-    pad_h = (window - h % window) % window
-    pad_w = (window - w % window) % window
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    hp, wp = h + pad_h, w + pad_w
-    x = x.view(b, hp // window, window, wp // window, window, c)
-    windows = x.transpose(2, 3).reshape(-1, window, window, c)
-    return windows, (hp, wp)
-
-
-def window_unpartition(
-    windows: torch.Tensor, window: int, padded: tuple[int, int], size: tuple[int, int]
-) -> torch.Tensor:
-    """Inverse of `window_partition`: (B * nW, window, window, C) -> (B, H, W, C)."""
-    hp, wp = padded
-    h, w = size
-    b = windows.shape[0] // (hp * wp // window // window)
-    x = windows.view(b, hp // window, wp // window, window, window, -1)
-    x = x.transpose(2, 3).reshape(b, hp, wp, -1)
-    if hp > h or wp > w:
-        x = x[:, :h, :w, :]
-    return x
 
 
 class Block(nn.Module):
     """Pre-norm transformer block; `window` > 0 attends within windows, 0 globally."""
 
-    def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, window: int, grid: int
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, window: int, grid: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         size = (window, window) if window > 0 else (grid, grid)
         self.attn = Attention(dim, num_heads, size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLPBlock(dim, int(dim * mlp_ratio), nn.GELU)
+        self.mlp = MLPBlock(dim, int(dim * mlp_ratio), FreshGELU)
         self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm1(x)
-        if self.window > 0:
-            size = (y.shape[1], y.shape[2])
-            y, padded = window_partition(y, self.window)
-            y = self.attn(y)
-            y = window_unpartition(y, self.window, padded, size)
-        else:
-            y = self.attn(y)
+        y = self.attn(self.norm1(x), self.window)
         # In-place residual adds into fresh layer outputs (no backward needs them) save a
         # (B, H, W, C) allocation each.
         x = y.add_(x)
