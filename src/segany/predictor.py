@@ -14,6 +14,7 @@ import torch
 
 from segany.errors import ImageError, PromptError
 from segany.modeling.sam import Sam
+from segany.modeling.two_way_transformer import ImageSide
 from segany.transforms import (
     boxes_to_input,
     coords_to_input,
@@ -52,6 +53,8 @@ class SamPredictor:
         self.features: torch.Tensor | None = None
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
+        # Prompt-independent decoder work for this image, made on the first mask-less prompt.
+        self._image_side: ImageSide | None = None
 
     # ---- image ---------------------------------------------------------------------------
 
@@ -197,13 +200,19 @@ class SamPredictor:
             if point_labels is None:
                 raise PromptError("point_coords were given without point_labels")
             points = (point_coords, point_labels)
-        sparse, dense = self.model.prompt_encoder(points, boxes, mask_input)
+        prompt_encoder = self.model.prompt_encoder
+        sparse, dense = prompt_encoder(points, boxes, mask_input)
+        image_pe = prompt_encoder.get_dense_pe()
+        image_side = None
+        if mask_input is None:
+            if self._image_side is None:
+                _, no_mask = prompt_encoder(None, None, None)  # (1, C, h, w)
+                self._image_side = self.model.mask_decoder.image_side(
+                    self.features, image_pe, no_mask
+                )
+            image_side = self._image_side
         low_res, iou = self.model.mask_decoder(
-            self.features,
-            self.model.prompt_encoder.get_dense_pe(),
-            sparse,
-            dense,
-            multimask_output,
+            self.features, image_pe, sparse, dense, multimask_output, image_side
         )
         masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
         if not return_logits:

@@ -38,9 +38,7 @@ def coords_to_input(
     return coords
 
 
-def boxes_to_input(
-    boxes: np.ndarray, original_size: tuple[int, int], long_side: int
-) -> np.ndarray:
+def boxes_to_input(boxes: np.ndarray, original_size: tuple[int, int], long_side: int) -> np.ndarray:
     """(..., 4) xyxy in the original frame -> (N, 4) float64 xyxy in the input frame."""
     corners = coords_to_input(np.reshape(boxes, (-1, 2, 2)), original_size, long_side)
     return corners.reshape(-1, 4)

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segany.modeling.common import MLP, LayerNorm2d
-from segany.modeling.two_way_transformer import TwoWayTransformer
+from segany.modeling.common import MLP, LayerNorm2d, gelu_fresh
+from segany.modeling.two_way_transformer import ImageSide, TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):
@@ -55,6 +55,7 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
+        image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict masks for B prompts on one image (or B images, one prompt each).
 
@@ -64,15 +65,31 @@ class MaskDecoder(nn.Module):
             sparse_prompt_embeddings: (B, N, C) point and box embeddings.
             dense_prompt_embeddings: (B, C, h, w) mask embeddings.
             multimask_output: return the 3 multimask outputs instead of the single one.
+            image_side: from `image_side()` for this image and dense prompt: skips the
+                prompt-independent work (dense_prompt_embeddings is then not read).
 
         Returns:
             low-resolution mask logits (B, 3 or 1, 4h, 4w) and IoU predictions (B, 3 or 1).
         """
         masks, iou_pred = self.predict_masks(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            image_side,
         )
         outputs = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, outputs], iou_pred[:, outputs]
+
+    def image_side(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> ImageSide:
+        """Precompute the prompt-independent decoder work for one image embedding
+        (1, C, h, w) and one dense prompt (1, C, h, w), e.g. the "no mask" embedding."""
+        return self.transformer.image_side(image_embeddings + dense_prompt_embeddings, image_pe)
 
     def predict_masks(
         self,
@@ -80,6 +97,7 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
+        image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1 + num_multimask_outputs masks (B, T, 4h, 4w) and IoU predictions (B, T)."""
         batch = sparse_prompt_embeddings.shape[0]
@@ -87,11 +105,16 @@ class MaskDecoder(nn.Module):
         tokens = torch.cat(
             [output_tokens[None].expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
         )  # (B, 1 + T + N, C)
-        # Broadcasting instead of repeating the shared embedding B times saves a copy.
-        src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w)
-        pos_src = image_pe.expand(batch, -1, -1, -1)
-        b, c, h, w = src.shape
-        hs, image_tokens = self.transformer(src, pos_src, tokens)
+        _, c, h, w = image_embeddings.shape
+        b = batch
+        if image_side is None:
+            # Broadcasting instead of repeating the shared embedding B times saves a copy.
+            src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w)
+            b = src.shape[0]
+            pos_src = image_pe.expand(b, -1, -1, -1)
+            hs, image_tokens = self.transformer(src, pos_src, tokens)
+        else:
+            hs, image_tokens = self.transformer(None, None, tokens, image_side)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
 
@@ -112,10 +135,10 @@ class MaskDecoder(nn.Module):
         CPU that is several times faster than the generic deconvolution kernel, and staying
         channels-last lets the layer norm run over the contiguous last axis.
         """
-        deconv1, norm, act1, deconv2, act2 = self.output_upscaling
+        deconv1, norm, _, deconv2, _ = self.output_upscaling  # the GELUs have no weights
         x = _deconv2x2(x, deconv1)
-        x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-        return act2(_deconv2x2(x, deconv2))
+        x = gelu_fresh(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
+        return gelu_fresh(_deconv2x2(x, deconv2))
 
 
 def _deconv2x2(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,12 +30,37 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C)."""
-        q = self._heads(self.q_proj(q))
-        k = self._heads(self.k_proj(k))
-        v = self._heads(self.v_proj(v))
+        return self.attend(self.q_proj(q), self.k_proj(k), self.v_proj(v))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention on already-projected q (B, Nq, C'), k and v (B or 1, Nk, C') -> (B, Nq, C).
+
+        A batch of 1 on either side is broadcast to the other's batch.
+        """
+        batch = max(q.shape[0], k.shape[0])
+        q = self._heads(q).expand(batch, -1, -1, -1)
+        k = self._heads(k).expand(batch, -1, -1, -1)
+        v = self._heads(v).expand(batch, -1, -1, -1)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, d)
-        b, _, n, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
+        n = out.shape[2]
+        return self.out_proj(out.transpose(1, 2).reshape(batch, n, self.internal_dim))
+
+
+@dataclass
+class ImageSide:
+    """The prompt-independent part of the first two-way block for one image.
+
+    In the first block the image tokens are still the (image + dense prompt) embedding, so
+    their projections can be computed once per image and reused by every prompt; a predictor
+    answering many clicks on one image saves them each time.
+    keys, key_pe: (1, h*w, C); the projections: (1, h*w, C / downsample).
+    """
+
+    keys: torch.Tensor
+    key_pe: torch.Tensor
+    token_to_image_k: torch.Tensor
+    token_to_image_v: torch.Tensor
+    image_to_token_q: torch.Tensor
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -62,14 +89,30 @@ class TwoWayAttentionBlock(nn.Module):
         )
         self.skip_first_layer_pe = skip_first_layer_pe
 
+    def image_side(self, keys: torch.Tensor, key_pe: torch.Tensor) -> ImageSide:
+        """Precompute this block's projections of image tokens keys (1, Nk, C)."""
+        k = keys + key_pe
+        return ImageSide(
+            keys=keys,
+            key_pe=key_pe,
+            token_to_image_k=self.cross_attn_token_to_image.k_proj(k),
+            token_to_image_v=self.cross_attn_token_to_image.v_proj(keys),
+            image_to_token_q=self.cross_attn_image_to_token.q_proj(k),
+        )
+
     def forward(
         self,
         queries: torch.Tensor,
         keys: torch.Tensor,
         query_pe: torch.Tensor,
         key_pe: torch.Tensor,
+        image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (B, Nq, C) prompt tokens; keys (B, Nk, C) image tokens; *_pe the same."""
+        """queries (B, Nq, C) prompt tokens; keys (B, Nk, C) image tokens; *_pe the same.
+
+        With `image_side` (from `image_side(keys, key_pe)`), keys and key_pe are taken from it
+        and broadcast over the B prompts.
+        """
         if self.skip_first_layer_pe:
             # The first layer's queries are the prompt embeddings themselves: no residual.
             queries = self.self_attn(queries, queries, queries)
@@ -79,12 +122,29 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm1(queries)
 
         q = queries + query_pe
-        k = keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        if image_side is None:
+            k = keys + key_pe
+            attn_out = self.cross_attn_token_to_image(q, k, keys)
+        else:
+            keys = image_side.keys
+            to_image = self.cross_attn_token_to_image
+            attn_out = to_image.attend(
+                to_image.q_proj(q), image_side.token_to_image_k, image_side.token_to_image_v
+            )
+        queries = self.norm2(queries + attn_out)
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        to_token = self.cross_attn_image_to_token
+        if image_side is None:
+            attn_out = to_token(k, q, queries)
+        else:
+            attn_out = to_token.attend(
+                image_side.image_to_token_q, to_token.k_proj(q), to_token.v_proj(queries)
+            )
+        # In place into the fresh attention output (no backward needs it): saves a copy of
+        # the (B, h*w, C) image tokens.
+        keys = self.norm4(attn_out.add_(keys))
         return queries, keys
 
 
@@ -115,18 +175,33 @@ class TwoWayTransformer(nn.Module):
         )
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
+    def image_side(self, image_embedding: torch.Tensor, image_pe: torch.Tensor) -> ImageSide:
+        """Prompt-independent work of the first block for one (1, C, h, w) embedding."""
+        keys = image_embedding.flatten(2).transpose(1, 2)  # (1, h*w, C)
+        key_pe = image_pe.flatten(2).transpose(1, 2)
+        return self.layers[0].image_side(keys, key_pe)
+
     def forward(
-        self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
+        self,
+        image_embedding: torch.Tensor | None,
+        image_pe: torch.Tensor | None,
+        point_embedding: torch.Tensor,
+        image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """image_embedding, image_pe: (B, C, h, w); point_embedding: (B, N, C).
 
+        With `image_side` (from `image_side()`), the first two arguments are not used.
         Returns the processed tokens (B, N, C) and image tokens (B, h*w, C).
         """
-        keys = image_embedding.flatten(2).transpose(1, 2)  # (B, h*w, C)
-        key_pe = image_pe.flatten(2).transpose(1, 2)
+        if image_side is None:
+            keys = image_embedding.flatten(2).transpose(1, 2)  # (B, h*w, C)
+            key_pe = image_pe.flatten(2).transpose(1, 2)
+        else:
+            keys, key_pe = image_side.keys, image_side.key_pe
         queries = point_embedding
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, point_embedding, key_pe)
+        for i, layer in enumerate(self.layers):
+            side = image_side if i == 0 else None
+            queries, keys = layer(queries, keys, point_embedding, key_pe, side)
         q = queries + point_embedding
         k = keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
