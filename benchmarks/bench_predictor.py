@@ -21,10 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import segany  # noqa: E402
 from conftest import synthetic_image  # noqa: E402
 from reference_models import save_reference  # noqa: E402
-
-import segany  # noqa: E402
 
 
 def _reference_predictor(model):
@@ -61,8 +60,9 @@ def main() -> None:
         ours = segany.SamPredictor(segany.build_sam(args.model, checkpoint=path))
     ref = _reference_predictor(ref_model)
     image = synthetic_image(args.height, args.width)
-    prompt = dict(point_coords=np.array([[0.5 * args.width, 0.4 * args.height]]),
-                  point_labels=np.array([1]))
+    prompt = dict(
+        point_coords=np.array([[0.5 * args.width, 0.4 * args.height]]), point_labels=np.array([1])
+    )
 
     enc = {"reference": [], "segany": []}
     pred = {"reference": [], "segany": []}
@@ -76,18 +76,24 @@ def main() -> None:
         expected = ref.predict(**prompt, return_logits=True)
         got = ours.predict(**prompt, return_logits=True)
 
-    print(f"model {args.model}, image {args.height}x{args.width}, threads {args.threads}, "
-          f"torch {torch.__version__}")
+    print(
+        f"model {args.model}, image {args.height}x{args.width}, threads {args.threads}, "
+        f"torch {torch.__version__}"
+    )
     print(f"{'step':<28}{'reference':>12}{'segany':>12}{'speed-up':>10}")
-    for label, data, unit, scale in (("encoder (set_image), s", enc, "s", 1.0),
-                                     ("predict (1 pt, 3 masks), ms", pred, "ms", 1000.0)):
+    for label, data, _unit, scale in (
+        ("encoder (set_image), s", enc, "s", 1.0),
+        ("predict (1 pt, 3 masks), ms", pred, "ms", 1000.0),
+    ):
         for stat_name, stat in (("median", statistics.median), ("best", min)):
             r, s = stat(data["reference"]) * scale, stat(data["segany"]) * scale
             print(f"{label + ' ' + stat_name:<28}{r:>12.3f}{s:>12.3f}{r / s:>9.2f}x")
-    print(f"max |embedding diff| {feature_diff:.2e}; max |logit diff| "
-          f"{np.abs(expected[0] - got[0]).max():.2e}; max |IoU diff| "
-          f"{np.abs(expected[1] - got[1]).max():.2e}; mask agreement "
-          f"{((expected[0] > 0) == (got[0] > 0)).mean():.6f}")
+    print(
+        f"max |embedding diff| {feature_diff:.2e}; max |logit diff| "
+        f"{np.abs(expected[0] - got[0]).max():.2e}; max |IoU diff| "
+        f"{np.abs(expected[1] - got[1]).max():.2e}; mask agreement "
+        f"{((expected[0] > 0) == (got[0] > 0)).mean():.6f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,16 @@ import pytest
 import torch
 
 from conftest import synthetic_image
+from reference_models import save_reference
 from segany import SamPredictor, build_sam
 
 MODELS = ["test_tiny", "vit_b", "vit_t"]
+# Every device present: CI has only the CPU; a GPU machine adds CUDA.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+if torch.cuda.is_available():
+    # Exact float32 on the GPU too: TF32 convolutions would exceed the tolerances.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 SIZES = [(600, 1000), (1000, 600), (37, 53)]
 
 
@@ -53,10 +60,15 @@ def _assert_close(ref_out, our_out, masks_are_logits: bool):
         assert (masks == ref_masks).mean() >= 0.9999
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(
+    scope="module",
+    params=[(m, d) for m in MODELS for d in DEVICES],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def model_pair(request, reference_checkpoint):
-    ref_model, path = reference_checkpoint(request.param)
-    return request.param, ref_model, build_sam(request.param, checkpoint=path)
+    name, device = request.param
+    ref_model, path = reference_checkpoint(name)
+    return name, ref_model, build_sam(name, checkpoint=path, device=device)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -67,7 +79,7 @@ def test_predictions_match_reference(model_pair, size):
     with torch.no_grad():
         ref.set_image(image)
     ours.set_image(image)
-    torch.testing.assert_close(ours.features, ref.features, atol=1e-3, rtol=0)
+    torch.testing.assert_close(ours.features.cpu(), ref.features, atol=1e-3, rtol=0)
 
     for case, prompt in _prompt_cases(*size).items():
         for multimask in (True, False):
@@ -105,3 +117,39 @@ def test_outputs_are_not_trivial(model_pair):
     assert low.std() > 1e-2, name
     assert np.abs(np.diff(iou)).max() > 1e-4, name
     assert 0.0 < (masks > 0).mean() < 1.0, name
+
+
+def test_bfloat16_autocast_option(reference_checkpoint):
+    """bf16 autocast (meant for GPUs) keeps float32 outputs and stays close to float32."""
+    _, path = reference_checkpoint("test_tiny")
+    model = build_sam("test_tiny", checkpoint=path)
+    image = synthetic_image(120, 160)
+    prompt = dict(point_coords=np.array([[80, 60]]), point_labels=np.array([1]))
+    exact, fast = SamPredictor(model), SamPredictor(model, autocast_dtype=torch.bfloat16)
+    exact.set_image(image)
+    fast.set_image(image)
+    _, iou32, low32 = exact.predict(**prompt)
+    masks, iou16, low16 = fast.predict(**prompt)
+    assert masks.dtype == bool and iou16.dtype == np.float32 and low16.dtype == np.float32
+    assert np.corrcoef(low32.ravel(), low16.ravel())[0, 1] > 0.99
+    np.testing.assert_allclose(iou16, iou32, atol=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vit_l", "vit_h"])
+def test_large_models_match_reference(name, tmp_path):
+    """Full-size ViT-L / ViT-H forward passes on one image and two prompts."""
+    path = tmp_path / f"{name}.pth"
+    ref_model = save_reference(name, path)
+    model = build_sam(name, checkpoint=path)
+    image = synthetic_image(600, 1000)
+    ref, ours = _reference_predictor(ref_model), SamPredictor(model)
+    with torch.no_grad():
+        ref.set_image(image)
+    ours.set_image(image)
+    torch.testing.assert_close(ours.features, ref.features, atol=1e-3, rtol=0)
+    cases = _prompt_cases(600, 1000)
+    for case in ("one_point", "box_and_points"):
+        with torch.no_grad():
+            expected = ref.predict(**cases[case], return_logits=True)
+        _assert_close(expected, ours.predict(**cases[case], return_logits=True), True)

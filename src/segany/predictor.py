@@ -6,6 +6,7 @@ plus several boxes per call, embedding reuse (`set_embedding`) and a multi-image
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,17 @@ class SamPredictor:
     `predict_torch` are already in the model-input frame (see `segany.transforms`).
     """
 
-    def __init__(self, sam_model: Sam) -> None:
+    def __init__(self, sam_model: Sam, autocast_dtype: torch.dtype | None = None) -> None:
+        """`autocast_dtype=torch.bfloat16` runs the networks under autocast (for GPUs; on
+        CPUs without bf16 units it is far slower than float32). Outputs stay float32."""
         self.model = sam_model
+        self.autocast_dtype = autocast_dtype
         self.reset_image()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def device(self) -> torch.device:
@@ -83,7 +92,8 @@ class SamPredictor:
         self.original_size = (int(original_image_size[0]), int(original_image_size[1]))
         self.input_size = (int(transformed_image.shape[2]), int(transformed_image.shape[3]))
         image = self.model.preprocess(transformed_image.to(torch.float32))
-        self.features = self.model.image_encoder(image)
+        with self._autocast():
+            self.features = self.model.image_encoder(image).float()
         self.is_image_set = True
 
     def get_image_embedding(self) -> torch.Tensor:
@@ -98,7 +108,12 @@ class SamPredictor:
         if not isinstance(embedding, torch.Tensor) or tuple(embedding.shape) != expected:
             shape = tuple(getattr(embedding, "shape", ()))
             raise ImageError(f"embedding must be a tensor of shape {expected}, got {shape}")
-        h, w = int(original_size[0]), int(original_size[1])
+        try:
+            h, w = (int(side) for side in original_size)
+        except (TypeError, ValueError) as exc:
+            raise ImageError(
+                f"original_size must be the image's (H, W) in pixels, got {original_size!r}"
+            ) from exc
         if h <= 0 or w <= 0:
             raise ImageError(f"original_size must be positive (H, W), got {original_size}")
         self.reset_image()
@@ -171,7 +186,7 @@ class SamPredictor:
         masks, iou, low_res = self.predict_torch(
             coords_t, labels_t, boxes_t, masks_t, multimask_output, return_logits
         )
-        outputs = (masks.cpu().numpy(), iou.float().cpu().numpy(), low_res.float().cpu().numpy())
+        outputs = (masks.cpu().numpy(), iou.cpu().numpy(), low_res.cpu().numpy())
         return outputs if batch > 1 else tuple(x[0] for x in outputs)
 
     @torch.inference_mode()
@@ -200,6 +215,22 @@ class SamPredictor:
             if point_labels is None:
                 raise PromptError("point_coords were given without point_labels")
             points = (point_coords, point_labels)
+        with self._autocast():
+            low_res, iou = self._decode(points, boxes, mask_input, multimask_output)
+        low_res, iou = low_res.float(), iou.float()
+        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
+        if not return_logits:
+            masks = masks > self.model.mask_threshold
+        return masks, iou, low_res
+
+    def _decode(
+        self,
+        points: tuple[torch.Tensor, torch.Tensor] | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder + mask decoder on the current embedding: (B, C, 4h, 4w), (B, C)."""
         prompt_encoder = self.model.prompt_encoder
         sparse, dense = prompt_encoder(points, boxes, mask_input)
         image_pe = prompt_encoder.get_dense_pe()
@@ -211,13 +242,9 @@ class SamPredictor:
                     self.features, image_pe, no_mask
                 )
             image_side = self._image_side
-        low_res, iou = self.model.mask_decoder(
+        return self.model.mask_decoder(
             self.features, image_pe, sparse, dense, multimask_output, image_side
         )
-        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
-        if not return_logits:
-            masks = masks > self.model.mask_threshold
-        return masks, iou, low_res
 
     # ---- several images ------------------------------------------------------------------
 
@@ -248,8 +275,8 @@ class SamPredictor:
             h, w = resized.shape[:2]
             input_sizes.append((h, w))
             batch[i] = self.model.preprocess(resized.permute(2, 0, 1)[None].to(batch))[0]
-        with torch.inference_mode():
-            embeddings = self.model.image_encoder(batch)
+        with torch.inference_mode(), self._autocast():
+            embeddings = self.model.image_encoder(batch).float()
         results = []
         for rgb, embedding, prompt in zip(rgbs, embeddings, prompts, strict=True):
             self.set_embedding(embedding[None], rgb.shape[:2])

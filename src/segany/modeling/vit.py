@@ -76,14 +76,20 @@ def rel_pos_attention(
     bias_w = bias_w.view(w, b * heads, h, w).permute(1, 2, 0, 3)  # (BH, h, w, kw)
     bytes_per_row = b * heads * w * h * w * q.element_size()
     rows = max(1, min(h, BIAS_CHUNK_BYTES // bytes_per_row))
-    # One buffer reused by every chunk: fresh large allocations cost page faults each time.
-    buffer = q.new_empty((b * heads, rows, w, h, w))  # (BH, rows, w, kh, kw)
+    # Without autograd, one buffer is reused by every chunk: fresh large allocations cost
+    # page faults each time.
+    needs_grad = torch.is_grad_enabled() and (bias_h.requires_grad or bias_w.requires_grad)
+    buffer = None if needs_grad else q.new_empty((b * heads, rows, w, h, w))
     outputs = []
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
-        bias = buffer[:, : r1 - r0]
-        torch.add(bias_h[r0:r1].transpose(0, 1)[..., None], bias_w[:, r0:r1, :, None, :], out=bias)
-        bias = bias.view(b, heads, (r1 - r0) * w, h * w)  # (B, heads, rows*w, h*w)
+        row_h = bias_h[r0:r1].transpose(0, 1)[..., None]  # (BH, rows, w, kh, 1)
+        row_w = bias_w[:, r0:r1, :, None, :]  # (BH, rows, w, 1, kw)
+        if buffer is None:
+            bias = (row_h + row_w).reshape(b, heads, (r1 - r0) * w, h * w)
+        else:
+            bias = torch.add(row_h, row_w, out=buffer[:, : r1 - r0])
+            bias = bias.view(b, heads, (r1 - r0) * w, h * w)  # (B, heads, rows*w, h*w)
         outputs.append(
             F.scaled_dot_product_attention(q[:, :, r0 * w : r1 * w], k, v, attn_mask=bias)
         )

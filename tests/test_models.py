@@ -1,0 +1,151 @@
+"""Every registered model family, at a tiny size: shapes, finite outputs, gradients reaching
+every parameter, and a state-dict round trip through a checkpoint file."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from reference_models import randomise
+from segany.checkpoints import load_checkpoint_into
+from segany.modeling.build import build_model
+from segany.modeling.config import DecoderConfig, TinyViTConfig, ViTConfig
+from segany.registry import ModelSpec, get_spec, list_models
+
+# Parameters that exist only so official checkpoints load unchanged and that SAM never uses:
+# TinyViT's ImageNet classifier.
+UNUSED_PREFIXES = ("image_encoder.norm_head.", "image_encoder.head.")
+
+SMALL_DECODER = DecoderConfig(
+    transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32, mask_in_chans=8
+)
+
+
+def small_spec(name: str) -> ModelSpec:
+    """The same architecture family as `name`, shrunk to run in milliseconds."""
+    spec = get_spec(name)
+    enc = spec.encoder
+    if isinstance(enc, ViTConfig):
+        # Keep the family's mix of windowed and global blocks (window does not divide the grid).
+        small = dataclasses.replace(
+            enc,
+            img_size=128,
+            embed_dim=32,
+            depth=3,
+            num_heads=2,
+            out_chans=32,
+            window_size=3,
+            global_attn_indexes=(1,),
+        )
+    else:
+        assert isinstance(enc, TinyViTConfig)
+        small = dataclasses.replace(
+            enc,
+            img_size=128,
+            embed_dims=(8, 16, 24, 32),
+            depths=(1, 1, 2, 1),
+            num_heads=(1, 2, 2, 4),
+            out_chans=32,
+            num_classes=10,
+        )
+    return dataclasses.replace(spec, name=f"small_{name}", encoder=small, decoder=SMALL_DECODER)
+
+
+def _inputs(spec: ModelSpec, batch: int = 2):
+    torch.manual_seed(0)
+    size = spec.image_size
+    images = torch.rand(batch, 3, size, size) * 255
+    points = torch.rand(batch, 3, 2) * size
+    labels = torch.tensor([[1, 0, -1]] * batch)
+    boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0]] * batch)
+    low = 4 * spec.embedding_size
+    masks = torch.randn(batch, 1, low, low)
+    return images, points, labels, boxes, masks
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_shapes_and_finite(name):
+    spec = small_spec(name)
+    model = build_model(spec).eval()
+    images, points, labels, boxes, masks = _inputs(spec)
+    grid = spec.embedding_size
+    with torch.no_grad():
+        embeddings = model.image_encoder(model.preprocess(images))
+        assert embeddings.shape == (2, 32, grid, grid)
+        sparse, dense = model.prompt_encoder((points, labels), boxes, masks)
+        assert sparse.shape == (2, 5, 32) and dense.shape == (2, 32, grid, grid)
+        for multimask, outputs in ((True, 3), (False, 1)):
+            low, iou = model.mask_decoder(
+                embeddings[:1], model.prompt_encoder.get_dense_pe(), sparse, dense, multimask
+            )
+            assert low.shape == (2, outputs, 4 * grid, 4 * grid)
+            assert iou.shape == (2, outputs)
+            assert torch.isfinite(low).all() and torch.isfinite(iou).all()
+        records = [
+            {
+                "image": images[0, :, :100, :],
+                "original_size": (50, 64),
+                "point_coords": points[:1],
+                "point_labels": labels[:1],
+            }
+        ]
+        (out,) = model(records, multimask_output=True)
+    assert out["masks"].shape == (1, 3, 50, 64) and out["masks"].dtype == torch.bool
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_gradient_reaches_every_parameter(name):
+    spec = small_spec(name)
+    # Perturbed so that zero-initialised scales (TinyViT's last MBConv batch norm) pass
+    # gradients on; a default-initialised model would block them by design.
+    model = randomise(build_model(spec), seed=0).train()
+    images, points, labels, boxes, masks = _inputs(spec)
+    embeddings = model.image_encoder(model.preprocess(images))
+    image_pe = model.prompt_encoder.get_dense_pe()
+    loss = 0.0
+    # Points alone (padding point), then points + box + mask prompt: every prompt embedding.
+    for prompts in (((points, labels), None, None), ((points, labels), boxes, masks)):
+        sparse, dense = model.prompt_encoder(*prompts)
+        low, iou = model.mask_decoder.predict_masks(embeddings, image_pe, sparse, dense)
+        loss = loss + low.pow(2).mean() + iou.pow(2).mean()
+    loss.backward()
+    missing = [
+        key
+        for key, p in model.named_parameters()
+        if not key.startswith(UNUSED_PREFIXES) and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
+    assert not missing, f"no gradient reached: {missing}"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_state_dict_round_trip(name, tmp_path):
+    spec = small_spec(name)
+    torch.manual_seed(1)
+    source = build_model(spec)
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    torch.manual_seed(2)
+    target = build_model(spec)
+    load_checkpoint_into(target, path, spec)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
+# Parameter counts of the official checkpoints (SAM paper / MobileSAM, whole model).
+OFFICIAL_PARAMETERS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
+def test_full_size_parameter_counts(name):
+    with torch.device("meta"):
+        model = build_model(get_spec(name))
+    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMETERS[name]
+
+
+def test_registry_lists_every_variant():
+    assert {"vit_h", "vit_l", "vit_b", "vit_t", "test_tiny"} <= set(list_models())
+    for name in ("vit_h", "vit_l", "vit_b", "vit_t"):
+        spec = get_spec(name)
+        assert spec.checkpoint_name and spec.url and spec.sha256 and len(spec.sha256) == 64
