@@ -86,12 +86,11 @@ def check_boxes(box: Any) -> np.ndarray | None:
     if box is None:
         return None
     boxes = _finite_float_array(box, "box")
+    given = boxes.shape
     if boxes.ndim == 1:
         boxes = boxes[None]
     if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
-        raise PromptError(
-            f"box must have shape (4,) or (N, 4) as x0, y0, x1, y1; got {boxes.shape}"
-        )
+        raise PromptError(f"box must have shape (4,) or (N, 4) as x0, y0, x1, y1; got {given}")
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if np.any(bad):
         raise PromptError(
