@@ -2,6 +2,7 @@
 
 from segany.errors import (
     CheckpointError,
+    ConfigError,
     DownloadError,
     ImageError,
     ModelNotFoundError,
@@ -13,7 +14,9 @@ from segany.registry import ModelSpec, build_sam, get_spec, list_models
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutomaticMaskGenerator",
     "CheckpointError",
+    "ConfigError",
     "DownloadError",
     "ImageError",
     "ModelNotFoundError",
@@ -33,4 +36,8 @@ def __getattr__(name: str):
         from segany.predictor import SamPredictor
 
         return SamPredictor
+    if name == "AutomaticMaskGenerator":
+        from segany.masks.generator import AutomaticMaskGenerator
+
+        return AutomaticMaskGenerator
     raise AttributeError(f"module 'segany' has no attribute {name!r}")

@@ -26,3 +26,7 @@ class ImageError(SeganyError, ValueError):
 
 class PromptError(SeganyError, ValueError):
     """A prompt (points, labels, box, mask) that is malformed, or given before an image."""
+
+
+class ConfigError(SeganyError, ValueError):
+    """An option value that is out of range or inconsistent with another option."""

@@ -223,6 +223,27 @@ class SamPredictor:
             masks = masks > self.model.mask_threshold
         return masks, iou, low_res
 
+    @torch.inference_mode()
+    def predict_low_res_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like `predict_torch` but stops before upscaling: low-resolution logits
+        (B, C, 4h, 4w) covering the padded input square, and IoU predictions (B, C).
+
+        Callers that filter candidates (automatic mask generation) upscale only the
+        survivors, with `model.postprocess_masks(logits, input_size, original_size)`.
+        """
+        self._require_image()
+        points = None if point_coords is None else (point_coords, point_labels)
+        with self._autocast():
+            low_res, iou = self._decode(points, boxes, mask_input, multimask_output)
+        return low_res.float(), iou.float()
+
     def _decode(
         self,
         points: tuple[torch.Tensor, torch.Tensor] | None,
