@@ -1,0 +1,313 @@
+"""Automatic mask generation ("segment everything"): SAM prompted with a grid of points,
+optionally over overlapping crops, filtered by predicted IoU and stability, de-duplicated by
+non-maximum suppression.
+
+Same parameters, semantics and records as the reference `SamAutomaticMaskGenerator`, computed
+differently: candidates are filtered by predicted IoU on the decoder's low-resolution output,
+only survivors are upscaled (a few at a time), and masks are kept as run-length encodings, so
+time and memory do not scale with every candidate's full-resolution mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms, box_area
+
+from segany.errors import ConfigError
+from segany.masks.boxes import (
+    is_box_near_crop_edge,
+    masks_to_boxes,
+    uncrop_boxes_xyxy,
+    uncrop_points,
+)
+from segany.masks.candidates import MaskCandidates
+from segany.masks.cleanup import remove_small_regions_from_candidates
+from segany.masks.grids import build_all_layer_point_grids, generate_crop_boxes
+from segany.masks.records import OUTPUT_MODES, to_records
+from segany.masks.rle import masks_to_rle
+from segany.masks.stability import stability_score
+from segany.modeling.sam import Sam
+from segany.predictor import SamPredictor
+from segany.transforms import coords_to_input
+from segany.validation import as_rgb_array
+
+# Upscaled float logits held at once while filtering by stability (per chunk of candidates).
+UPSCALE_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class AmgConfig:
+    """The generator's options; see `AutomaticMaskGenerator` for their meaning."""
+
+    points_per_side: int | None = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    min_mask_region_area: int = 0
+    output_mode: str = "binary_mask"
+    skip_covered_points: bool = False
+
+    def validate(self, has_point_grids: bool) -> None:
+        if (self.points_per_side is None) == (not has_point_grids):
+            raise ConfigError("give exactly one of points_per_side and point_grids")
+        if self.points_per_side is not None and self.points_per_side < 1:
+            raise ConfigError(f"points_per_side must be >= 1, got {self.points_per_side}")
+        if self.points_per_batch < 1:
+            raise ConfigError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
+        if self.crop_n_layers < 0:
+            raise ConfigError(f"crop_n_layers must be >= 0, got {self.crop_n_layers}")
+        if self.crop_n_points_downscale_factor < 1:
+            raise ConfigError("crop_n_points_downscale_factor must be >= 1")
+        for name in ("box_nms_thresh", "crop_nms_thresh"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.crop_overlap_ratio < 1.0:
+            raise ConfigError(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")
+        if self.min_mask_region_area < 0:
+            raise ConfigError("min_mask_region_area must be >= 0")
+        if self.output_mode not in OUTPUT_MODES:
+            raise ConfigError(
+                f"output_mode must be one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}"
+            )
+
+
+class AutomaticMaskGenerator:
+    """Generate masks for a whole image.
+
+    Args:
+        model: a `Sam` model (from `segany.build_sam`).
+        points_per_side: grid points along one side (points_per_side**2 prompts); None when
+            `point_grids` is given.
+        points_per_batch: prompts decoded together (more is faster, uses more memory).
+        pred_iou_thresh: keep masks whose predicted IoU is above this.
+        stability_score_thresh: keep masks whose stability score is at least this.
+        stability_score_offset: logit offset of the stability score's two thresholds.
+        box_nms_thresh: box IoU above which the lower-scoring duplicate is dropped.
+        crop_n_layers: > 0 runs again on 4, 16, ... overlapping crops (layer i: 4**i crops).
+        crop_nms_thresh: box NMS threshold between crops (smaller crops preferred).
+        crop_overlap_ratio: crop overlap as a fraction of the image's short side (layer 1).
+        crop_n_points_downscale_factor: points per side on layer i divided by factor**i.
+        point_grids: explicit (n, 2) grids in [0, 1] xy, one per crop layer.
+        min_mask_region_area: > 0 removes holes and islands smaller than this (pixels).
+        output_mode: "binary_mask", "uncompressed_rle" or "coco_rle".
+        skip_covered_points: beyond the reference, off by default: grid points inside a mask
+            already accepted on the same crop are not prompted (faster, slightly different
+            output).
+    """
+
+    def __init__(
+        self,
+        model: Sam,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: list[np.ndarray] | None = None,
+        min_mask_region_area: int = 0,
+        output_mode: str = "binary_mask",
+        skip_covered_points: bool = False,
+    ) -> None:
+        self.config = AmgConfig(
+            points_per_side=points_per_side,
+            points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset,
+            box_nms_thresh=box_nms_thresh,
+            crop_n_layers=crop_n_layers,
+            crop_nms_thresh=crop_nms_thresh,
+            crop_overlap_ratio=crop_overlap_ratio,
+            crop_n_points_downscale_factor=crop_n_points_downscale_factor,
+            min_mask_region_area=min_mask_region_area,
+            output_mode=output_mode,
+            skip_covered_points=skip_covered_points,
+        )
+        self.config.validate(has_point_grids=point_grids is not None)
+        if point_grids is None:
+            point_grids = build_all_layer_point_grids(
+                points_per_side, crop_n_layers, crop_n_points_downscale_factor
+            )
+        elif len(point_grids) != crop_n_layers + 1:
+            raise ConfigError(
+                f"point_grids needs one grid per crop layer ({crop_n_layers + 1}), "
+                f"got {len(point_grids)}"
+            )
+        self.point_grids = [np.asarray(grid, dtype=np.float64) for grid in point_grids]
+        self.predictor = SamPredictor(model)
+
+    @torch.inference_mode()
+    def generate(self, image: Any) -> list[dict[str, Any]]:
+        """Masks of an (H, W, 3) uint8 RGB array or PIL image, as a list of records with keys
+        segmentation, area, bbox (XYWH), predicted_iou, point_coords, stability_score and
+        crop_box (XYWH)."""
+        image = as_rgb_array(image)
+        candidates = self.generate_candidates(image)
+        if self.config.min_mask_region_area > 0:
+            candidates = remove_small_regions_from_candidates(
+                candidates,
+                self.config.min_mask_region_area,
+                max(self.config.box_nms_thresh, self.config.crop_nms_thresh),
+            )
+        return to_records(candidates, self.config.output_mode)
+
+    @torch.inference_mode()
+    def generate_candidates(self, image: np.ndarray) -> MaskCandidates:
+        """All crops' masks after filtering and NMS, before small-region cleanup."""
+        cfg = self.config
+        orig_size = image.shape[:2]
+        crop_boxes, layer_idxs = generate_crop_boxes(
+            orig_size, cfg.crop_n_layers, cfg.crop_overlap_ratio
+        )
+        parts = [
+            self._process_crop(image, box, layer, orig_size)
+            for box, layer in zip(crop_boxes, layer_idxs, strict=True)
+        ]
+        candidates = MaskCandidates.cat(parts)
+        if len(crop_boxes) > 1 and len(candidates):
+            # Between crops, prefer masks from smaller crops.
+            scores = 1 / box_area(candidates.crop_boxes)  # float32, as the reference
+            keep = batched_nms(
+                candidates.boxes.float(),
+                scores,
+                torch.zeros(len(candidates), dtype=torch.int64),
+                cfg.crop_nms_thresh,
+            )
+            candidates = candidates.filter(keep)
+        return candidates
+
+    def _process_crop(
+        self,
+        image: np.ndarray,
+        crop_box: list[int],
+        layer: int,
+        orig_size: tuple[int, int],
+    ) -> MaskCandidates:
+        x0, y0, x1, y1 = crop_box
+        crop = image[y0:y1, x0:x1]
+        self.predictor.set_image(crop)
+        crop_h, crop_w = crop.shape[:2]
+        points = self.point_grids[layer] * np.array([[crop_w, crop_h]])
+        covered = (
+            torch.zeros((crop_h, crop_w), dtype=torch.bool)
+            if self.config.skip_covered_points
+            else None
+        )
+        parts = []
+        for start in range(0, len(points), self.config.points_per_batch):
+            batch = points[start : start + self.config.points_per_batch]
+            if covered is not None:
+                batch = _uncovered(batch, covered)
+                if len(batch) == 0:
+                    continue
+            parts.append(self._process_batch(batch, crop_box, orig_size, covered))
+        self.predictor.reset_image()
+        candidates = MaskCandidates.cat(parts)
+        if len(candidates):
+            keep = batched_nms(
+                candidates.boxes.float(),
+                candidates.iou,
+                torch.zeros(len(candidates), dtype=torch.int64),
+                self.config.box_nms_thresh,
+            )
+            candidates = candidates.filter(keep)
+        candidates.boxes = uncrop_boxes_xyxy(candidates.boxes, crop_box)
+        candidates.points = uncrop_points(candidates.points, crop_box)
+        candidates.crop_boxes = torch.tensor([crop_box], dtype=torch.int64).expand(
+            len(candidates), 4
+        )
+        return candidates
+
+    def _process_batch(
+        self,
+        points: np.ndarray,
+        crop_box: list[int],
+        orig_size: tuple[int, int],
+        covered: torch.Tensor | None,
+    ) -> MaskCandidates:
+        """points: (B, 2) xy in the crop frame. Returns candidates in the crop frame, with
+        RLEs already in the original image frame."""
+        cfg = self.config
+        predictor = self.predictor
+        model = predictor.model
+        long_side = model.image_size
+        coords = torch.as_tensor(
+            coords_to_input(points, predictor.original_size, long_side),
+            dtype=torch.float,
+            device=predictor.device,
+        )
+        labels = torch.ones(len(points), 1, dtype=torch.int, device=predictor.device)
+        low_res, iou = predictor.predict_low_res_torch(coords[:, None, :], labels)
+        per_point = low_res.shape[1]
+        low_res = low_res.flatten(0, 1)  # (B * 3, 4h, 4w), point-major
+        iou = iou.flatten(0, 1).cpu()
+        point_of = torch.as_tensor(points).repeat_interleave(per_point, dim=0)
+
+        # Predicted IoU needs no upscaling: filter first.
+        index = torch.arange(len(iou))
+        if cfg.pred_iou_thresh > 0.0:
+            index = index[iou > cfg.pred_iou_thresh]
+
+        crop_h, crop_w = predictor.original_size
+        per_chunk = max(1, UPSCALE_CHUNK_BYTES // (4 * crop_h * crop_w))
+        kept: list[torch.Tensor] = []
+        stabilities, boxes, rles = [], [], []
+        for start in range(0, len(index), per_chunk):
+            chunk = index[start : start + per_chunk]
+            logits = model.postprocess_masks(
+                low_res[chunk.to(low_res.device)][None],
+                predictor.input_size,
+                predictor.original_size,
+            )[0].cpu()  # (k, crop_h, crop_w)
+            stability = stability_score(logits, model.mask_threshold, cfg.stability_score_offset)
+            if cfg.stability_score_thresh > 0.0:
+                stable = stability >= cfg.stability_score_thresh
+                chunk, logits, stability = chunk[stable], logits[stable], stability[stable]
+            masks = logits > model.mask_threshold
+            del logits
+            chunk_boxes = masks_to_boxes(masks)
+            inside = ~is_box_near_crop_edge(
+                chunk_boxes, crop_box, [0, 0, orig_size[1], orig_size[0]]
+            )
+            masks = masks[inside]
+            kept.append(chunk[inside])
+            stabilities.append(stability[inside])
+            boxes.append(chunk_boxes[inside])
+            rles += masks_to_rle(masks, offset=(crop_box[0], crop_box[1]), full_size=orig_size)
+            if covered is not None and len(masks):
+                covered |= masks.any(dim=0)
+        if not kept:
+            return MaskCandidates()
+        index = torch.cat(kept)
+        return MaskCandidates(
+            rles=rles,
+            boxes=torch.cat(boxes),
+            iou=iou[index],
+            stability=torch.cat(stabilities),
+            points=point_of[index],
+            crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
+        )
+
+
+def _uncovered(points: np.ndarray, covered: torch.Tensor) -> np.ndarray:
+    """The (B, 2) crop-frame points whose pixel is not yet covered by an accepted mask."""
+    h, w = covered.shape
+    cols = np.clip(points[:, 0].astype(np.int64), 0, w - 1)
+    rows = np.clip(points[:, 1].astype(np.int64), 0, h - 1)
+    free = ~covered[torch.as_tensor(rows), torch.as_tensor(cols)].numpy()
+    return points[free]
