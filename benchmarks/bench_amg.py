@@ -35,8 +35,9 @@ def _worker(args: argparse.Namespace) -> None:
     image = np.load(args.image)
     options = json.loads(args.options)
     if args.worker == "reference":
-        from reference_models import build_reference
         from segment_anything import SamAutomaticMaskGenerator
+
+        from reference_models import build_reference
 
         model = build_reference(args.model)
         model.load_state_dict(torch.load(args.weights, weights_only=True))

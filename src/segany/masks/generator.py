@@ -72,7 +72,9 @@ class AmgConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.crop_overlap_ratio < 1.0:
-            raise ConfigError(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")
+            raise ConfigError(
+                f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}"
+            )
         if self.min_mask_region_area < 0:
             raise ConfigError("min_mask_region_area must be >= 0")
         if self.output_mode not in OUTPUT_MODES:
