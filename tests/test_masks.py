@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import segment_anything.utils.amg as ref  # noqa: E402  (the oracle, a dev dependency)
 import torch
 
 from segany.masks import (
@@ -29,8 +30,6 @@ from segany.masks import (
     uncrop_boxes_xyxy,
     uncrop_points,
 )
-
-ref = pytest.importorskip("segment_anything.utils.amg")
 
 # pycocotools' decode predates NumPy 2's copy keyword; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -160,19 +159,21 @@ def test_masks_to_rle_large_batch():
     assert masks_to_rle(masks, offset=(100, 50), full_size=(480, 640)) == expected
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_masks_on_cuda_match_cpu():
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_masks_on_every_device_match_reference(device):
     masks = all_masks(37, 53, seed=9)
-    cuda = masks.cuda()
-    assert masks_to_rle(cuda) == ref.mask_to_rle_pytorch(masks)
+    on_device = masks.to(device)
+    assert masks_to_rle(on_device) == ref.mask_to_rle_pytorch(masks)
     crop = masks[:, 5:20, 7:19]
     expected = ref.mask_to_rle_pytorch(ref.uncrop_masks(crop, [7, 5, 19, 20], 37, 53))
-    assert masks_to_rle(crop.cuda(), offset=(7, 5), full_size=(37, 53)) == expected
-    assert torch.equal(masks_to_boxes(cuda).cpu(), ref.batched_mask_to_box(masks))
+    assert masks_to_rle(crop.to(device), offset=(7, 5), full_size=(37, 53)) == expected
+    assert torch.equal(masks_to_boxes(on_device).cpu(), ref.batched_mask_to_box(masks))
     logits = torch.randn(masks.shape, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(
-        stability_score(logits.cuda(), 0.0, 1.0).cpu(),
+        stability_score(logits.to(device), 0.0, 1.0).cpu(),
         ref.calculate_stability_score(logits, 0.0, 1.0),
         rtol=0,
         atol=0,
@@ -306,7 +307,6 @@ def test_generate_crop_boxes():
 
 
 def _reference_regions(mask, area_thresh, mode):
-    pytest.importorskip("cv2")
     return ref.remove_small_regions(mask, area_thresh, mode)
 
 
