@@ -30,3 +30,7 @@ class PromptError(SeganyError, ValueError):
 
 class ConfigError(SeganyError, ValueError):
     """An option value that is out of range or inconsistent with another option."""
+
+
+class FormatError(SeganyError, ValueError):
+    """A mask file (SA-1B JSON, COCO, PNG folder) that is malformed or not of its format."""

@@ -5,6 +5,8 @@ Everything is in the original image frame: (H, W) masks, xy pixel points and xyx
 
 from __future__ import annotations
 
+import colorsys
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -99,3 +101,41 @@ def draw_overlay(
                 width=max(1, radius // 4),
             )
     return canvas
+
+
+def distinct_color(index: int) -> tuple[int, int, int]:
+    """The `index`-th of an endless sequence of saturated, well-separated RGB colours.
+
+    Hues step by the golden ratio, so any run of consecutive indices is spread around the
+    colour wheel (the same colour for the same index every time).
+    """
+    hue = (index * 0.6180339887) % 1.0
+    value = 0.95 if index % 2 == 0 else 0.75  # alternate brightness: neighbours differ more
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.8, value)
+    return round(255 * r), round(255 * g), round(255 * b)
+
+
+def draw_masks(image: Any, masks: Iterable[np.ndarray], alpha: float = 0.45) -> Image.Image:
+    """The image with every mask tinted and outlined in its own colour (`distinct_color(i)`).
+
+    Args:
+        image: (H, W, 3) uint8 RGB array or a PIL image.
+        masks: (H, W) bool masks, consumed one at a time (a generator keeps memory at one
+            mask); later masks are drawn over earlier ones, so pass the largest first.
+        alpha: opacity of the tint.
+
+    Returns an RGB PIL image of the same size as `image`.
+    """
+    rgb = as_rgb_array(image)
+    canvas = rgb.astype(np.float32)
+    line = max(1, round(min(rgb.shape[:2]) / 400))
+    for i, mask in enumerate(masks):
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != rgb.shape[:2]:
+            raise ImageError(
+                f"mask {i} of shape {mask.shape} does not fit an image of {rgb.shape[:2]}"
+            )
+        color = np.asarray(distinct_color(i), dtype=np.float32)
+        canvas[mask] = (1 - alpha) * canvas[mask] + alpha * color
+        canvas[mask_outline(mask, line)] = color
+    return Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))

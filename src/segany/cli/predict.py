@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from segany.cli.errors import UsageError
 from segany.cli.mask_info import mask_area, mask_bbox_xyxy
+from segany.cli.model_options import (
+    add_model_arguments,
+    resolve_device,
+    resolve_model,
+    warn_random_weights,
+)
 from segany.cli.parsing import BOX_FORM, POINT_FORM, check_inside_image, parse_prompts
-from segany.download import checkpoint_path
-from segany.errors import CheckpointError, ImageError
-from segany.registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
+from segany.formats.image import read_image
+from segany.registry import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -36,22 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "an 8-bit PNG (0 background, 255 object).",
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="image file (PNG, JPEG, ...)")
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})"
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="weights file (.pth/.pt/.safetensors); default: the model's downloaded official "
-        "checkpoint (`segany download NAME`)",
-    )
-    parser.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="run a model without official weights (test_tiny) untrained: meaningless masks, "
-        "for tests and demos",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--point",
         action="append",
@@ -81,7 +70,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write every candidate mask, as MASK_0.png, MASK_1.png, ...",
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     parser.add_argument(
         "--json",
         action="store_true",
@@ -94,18 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     coords, labels, box = parse_prompts(args.point, args.box)
     check_outputs(args.image, args.out, args.overlay)
-    spec = get_spec(args.model)
-    checkpoint = resolve_checkpoint(spec, args.checkpoint, args.random_weights)
+    spec, checkpoint = resolve_model(args)
     device = resolve_device(args.device)
     image = read_image(args.image)
     check_inside_image(coords, box, *image.size)
 
     if checkpoint is None:
-        print(
-            f"warning: {spec.name} runs with random weights (--random-weights): the masks are "
-            "meaningless, for tests and demos only",
-            file=sys.stderr,
-        )
+        warn_random_weights(spec)
     masks, scores = segment(spec, checkpoint, device, image, coords, labels, box, args.single)
     chosen = int(np.argmax(scores))
 
@@ -231,83 +214,6 @@ def check_outputs(image: Path, out: Path, overlay: Path | None) -> None:
             raise UsageError(f"{option} {path} would overwrite the input image")
     if overlay is not None and overlay.resolve() == out.resolve():
         raise UsageError("--out and --overlay name the same file; give two different paths")
-
-
-def resolve_checkpoint(
-    spec: ModelSpec, checkpoint: Path | None, random_weights: bool
-) -> Path | None:
-    """The weights file to load for `spec`, or None for random weights.
-
-    Order: --checkpoint, else the downloaded official file; --random-weights only for models
-    that have no official weights (a random SAM is never what a user of vit_b wants).
-    """
-    untrained = [n for n in list_models() if get_spec(n).url is None]
-    if random_weights:
-        if checkpoint is not None:
-            raise UsageError("give either --checkpoint or --random-weights, not both")
-        if spec.url is not None:
-            raise UsageError(
-                f"--random-weights is only for models without official weights "
-                f"({', '.join(untrained)}); for {spec.name} run `segany download {spec.name}` "
-                "or pass --checkpoint PATH"
-            )
-        return None
-    if checkpoint is not None:
-        return checkpoint.expanduser()  # build_sam explains a missing or unfit file
-    if spec.url is None:
-        raise CheckpointError(
-            f"model {spec.name} has no official weights: pass --checkpoint PATH, or "
-            "--random-weights to run it untrained (meaningless masks, for tests and demos)"
-        )
-    cached = checkpoint_path(spec)
-    if not cached.is_file():
-        size = f" ({spec.size_bytes / 2**20:.0f} MiB)" if spec.size_bytes else ""
-        raise CheckpointError(
-            f"no checkpoint for {spec.name}: it is not downloaded (looked for {cached}). "
-            f"Run `segany download {spec.name}`{size} first, or pass --checkpoint PATH"
-        )
-    return cached
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else must be a usable torch device."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"--device {name!r} is not a device; use cpu, cuda, cuda:1, mps or auto"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {name}: MPS is not available here; use --device cpu")
-    return device
-
-
-def read_image(path: Path) -> Image.Image:
-    """The image at `path` as RGB, turned upright by its EXIF orientation (as viewers show it).
-
-    Raises `ImageError` if the file is missing, not an image, or corrupt.
-    """
-    try:
-        with Image.open(path) as opened:
-            upright = ImageOps.exif_transpose(opened)
-            return upright.convert("RGB")  # convert() reads every pixel: truncation shows here
-    except FileNotFoundError:
-        raise ImageError(f"image file not found: {path}") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path} is a folder; give an image file") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"cannot read {path}: not an image format PIL knows, or corrupt") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        # PIL signals truncated or damaged data with any of these, depending on the codec.
-        raise ImageError(
-            f"cannot read image {path}: {e} (a corrupt or partly copied file?)"
-        ) from None
 
 
 def save_mask(mask: np.ndarray, path: Path) -> None:

@@ -1,0 +1,72 @@
+"""What a run needs besides its images: the model to build, where and how to write, and
+how to place work on Ray. Plain frozen dataclasses, picklable, so Ray actors receive them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from segany.errors import ConfigError
+
+if TYPE_CHECKING:
+    from segany.modeling.sam import Sam
+
+FORMATS = ("sa1b", "coco", "png")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model every worker builds identically: registry `name`, weights file `checkpoint`
+    (None: random weights drawn after `torch.manual_seed(seed)`), torch `device`."""
+
+    name: str
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint).expanduser())
+
+    def build(self) -> Sam:
+        import torch
+
+        from segany.registry import build_sam
+
+        if self.checkpoint is None:
+            torch.manual_seed(self.seed)  # every actor and every rerun: the same weights
+        return build_sam(self.name, self.checkpoint, self.device)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """out_dir: the run's output folder; format: "sa1b", "coco" or "png"; overlay: also draw
+    every image's masks to out_dir/overlays/; overwrite: redo images whose outputs exist."""
+
+    out_dir: Path
+    format: str = "sa1b"
+    overlay: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser())
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown format {self.format!r}; expected one of {FORMATS}")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """address: a running cluster ("auto", "ray://host:10001"), None for a local Ray of
+    `num_cpus` CPUs; actors: model replicas (each holds one model and takes `cpus_per_actor`
+    CPUs, plus one GPU when the device is CUDA)."""
+
+    address: str | None = None
+    num_cpus: int = 2
+    actors: int = 2
+    cpus_per_actor: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("num_cpus", "actors", "cpus_per_actor"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
