@@ -34,3 +34,8 @@ class ConfigError(SeganyError, ValueError):
 
 class FormatError(SeganyError, ValueError):
     """A mask file (SA-1B JSON, COCO, PNG folder) that is malformed or not of its format."""
+
+
+class DataError(SeganyError):
+    """A dataset that is missing, unreadable or inconsistent (e.g. a mask of another size than its
+    image)."""
