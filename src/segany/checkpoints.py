@@ -248,7 +248,8 @@ def load_checkpoint_into(model: nn.Module, path: str | Path, spec: ModelSpec) ->
         raise CheckpointError(
             _mismatch_message(Path(path), spec.name, sd, missing, unexpected, mismatched)
         )
-    model.load_state_dict(sd, strict=True)
+    # assign: the file's tensors become the parameters, so no second copy is made.
+    model.load_state_dict(sd, strict=True, assign=True)
 
 
 def _mismatch_message(

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from segany.errors import ModelNotFoundError
 from segany.modeling.config import DecoderConfig, TinyViTConfig, ViTConfig
 
 if TYPE_CHECKING:
-    import torch
-
     from segany.modeling.sam import Sam
 
 # ImageNet statistics in 0..255 pixel units, as SAM was trained with.
@@ -160,5 +160,20 @@ def build_sam(
     if checkpoint is not None:
         from segany.checkpoints import load_checkpoint_into
 
+        # Drop the random initial weights before reading the file: loading then holds one
+        # copy of the weights, not two (2.5 GB less at the peak for vit_h).
+        _release_state(model)
         load_checkpoint_into(model, checkpoint, spec)
     return model.to(device).eval()
+
+
+def _release_state(model: torch.nn.Module) -> None:
+    """Replace every parameter and persistent buffer by a storage-less meta tensor of the
+    same shape (kept for the key and shape checks); the checkpoint then assigns real ones."""
+    for module in model.modules():
+        own = {key for key in module.state_dict(keep_vars=True) if "." not in key}
+        for key, param in list(module.named_parameters(recurse=False)):
+            setattr(module, key, torch.nn.Parameter(param.to("meta"), param.requires_grad))
+        for key, buffer in list(module.named_buffers(recurse=False)):
+            if key in own:  # persistent: the checkpoint has it
+                module.register_buffer(key, buffer.to("meta"))

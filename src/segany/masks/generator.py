@@ -37,6 +37,10 @@ from segany.validation import as_rgb_array
 
 # Upscaled float logits held at once while filtering by stability (per chunk of candidates).
 UPSCALE_CHUNK_BYTES = 64 * 2**20
+# Prompts decoded together. The decoder's per-prompt cost grows with the batch on a CPU
+# (each prompt carries several MB of image-sized activations), so a batch of
+# `points_per_batch` prompts is decoded a few at a time; results are identical.
+DECODER_MICRO_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -248,13 +252,19 @@ class AutomaticMaskGenerator:
         predictor = self.predictor
         model = predictor.model
         long_side = model.image_size
+        step = DECODER_MICRO_BATCH if predictor.device.type == "cpu" else len(points)
         coords = torch.as_tensor(
             coords_to_input(points, predictor.original_size, long_side),
             dtype=torch.float,
             device=predictor.device,
         )
         labels = torch.ones(len(points), 1, dtype=torch.int, device=predictor.device)
-        low_res, iou = predictor.predict_low_res_torch(coords[:, None, :], labels)
+        outputs = [
+            predictor.predict_low_res_torch(coords[i : i + step, None, :], labels[i : i + step])
+            for i in range(0, len(points), step)
+        ]
+        low_res = torch.cat([low for low, _ in outputs])
+        iou = torch.cat([score for _, score in outputs])
         per_point = low_res.shape[1]
         low_res = low_res.flatten(0, 1)  # (B * 3, 4h, 4w), point-major
         iou = iou.flatten(0, 1).cpu()

@@ -118,41 +118,43 @@ class MaskDecoder(nn.Module):
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
 
-        upscaled = self.upscale(image_tokens.view(b, h, w, c))  # (B, 4h, 4w, C/8)
+        upscaled = self.upscale(image_tokens.view(b, h * w, c))  # (B, h*w*16, C/8)
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )  # (B, T, C/8)
-        _, uh, uw, c8 = upscaled.shape
-        masks = hyper_in @ upscaled.view(b, uh * uw, c8).transpose(1, 2)  # (B, T, 4h*4w)
+        masks = hyper_in @ upscaled.transpose(1, 2)  # (B, T, h*w*16), pixels unshuffled
+        # Pixel order is (i, j, di, dj, di2, dj2) for output row 4i + 2di + di2 and column
+        # 4j + 2dj + dj2: shuffle the T masks once instead of the C/8-channel features twice.
+        masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
         iou_pred = self.iou_prediction_head(iou_token_out)
-        return masks.view(b, -1, uh, uw), iou_pred
+        return masks.reshape(b, -1, 4 * h, 4 * w), iou_pred
 
     def upscale(self, x: torch.Tensor) -> torch.Tensor:
-        """`output_upscaling` computed channels-last: (B, h, w, C) -> (B, 4h, 4w, C/8).
+        """`output_upscaling` on (B, N, C) image tokens -> (B, N * 16, C/8) features.
 
-        A stride-2, 2x2 transposed convolution is a matmul followed by a pixel shuffle; on the
-        CPU that is several times faster than the generic deconvolution kernel, and staying
-        channels-last lets the layer norm run over the contiguous last axis.
+        A 2x2, stride-2 transposed convolution is a per-pixel matmul whose output columns are
+        the four sub-pixels; on the CPU that is several times faster than the generic
+        deconvolution kernel. The sub-pixels stay where the matmul puts them (layer norm, GELU
+        and the second deconvolution act per pixel), and only the final masks are shuffled.
         """
         deconv1, norm, _, deconv2, _ = self.output_upscaling  # the GELUs have no weights
-        x = _deconv2x2(x, deconv1)
+        b = x.shape[0]
+        x = _deconv2x2(x.reshape(-1, x.shape[-1]), deconv1)  # (B*N*4, C/4)
         x = gelu_fresh(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-        return gelu_fresh(_deconv2x2(x, deconv2))
+        x = gelu_fresh(_deconv2x2(x, deconv2))  # (B*N*16, C/8)
+        return x.view(b, -1, x.shape[-1])
 
 
 def _deconv2x2(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:
-    """Apply a kernel-2, stride-2 `ConvTranspose2d` to channels-last (B, h, w, Cin) input.
+    """A kernel-2, stride-2 `ConvTranspose2d` on pixels (P, Cin) -> sub-pixels (P * 4, Cout).
 
-    out[b, 2i + di, 2j + dj, o] = sum_c x[b, i, j, c] * W[c, o, di, dj] + bias[o].
-    Returns (B, 2h, 2w, Cout).
+    out[p, di, dj, o] = sum_c x[p, c] * W[c, o, di, dj] + bias[o], rows ordered (p, di, dj).
     """
-    b, h, w, cin = x.shape
-    cout = deconv.out_channels
-    y = x.reshape(b * h * w, cin) @ deconv.weight.reshape(cin, cout * 4)  # (BHW, Cout*2*2)
-    y = y.view(b, h, w, cout, 2, 2).permute(0, 1, 4, 2, 5, 3)  # (B, h, di, w, dj, Cout)
-    return (
-        (y.reshape(b, 2 * h, 2 * w, cout) + deconv.bias)
-        if deconv.bias is not None
-        else (y.reshape(b, 2 * h, 2 * w, cout))
-    )
+    cin, cout = x.shape[-1], deconv.out_channels
+    weight = deconv.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)  # columns (di, dj, o)
+    if deconv.bias is None:
+        y = x @ weight
+    else:
+        y = torch.addmm(deconv.bias.repeat(4), x, weight)
+    return y.view(-1, cout)

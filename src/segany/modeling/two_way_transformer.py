@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segany.modeling.common import MLPBlock
@@ -24,26 +24,66 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)  # (B, h, N, d)
-
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C)."""
         return self.attend(self.q_proj(q), self.k_proj(k), self.v_proj(v))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention on already-projected q (B, Nq, C'), k and v (B or 1, Nk, C') -> (B, Nq, C).
+        """Attention on already-projected q (B, Nq, C'), k and v (B, Nk, C') -> (B, Nq, C).
 
-        A batch of 1 on either side is broadcast to the other's batch.
+        A batch of 1 on either side is broadcast to the other's batch. One side is always a
+        few prompt tokens; its per-head slices are laid out block-diagonally
+        (`_block_diagonal`) so that the other, image-sized side is used in its contiguous
+        (B, N, C') layout by plain matrix products, never split into heads and copied.
         """
+        scale = 1.0 / math.sqrt(self.internal_dim // self.num_heads)
+        if k.shape[1] <= q.shape[1]:
+            out = self._few_keys(q, k, v, scale)
+        else:
+            out = self._few_queries(q, k, v, scale)
+        return self.out_proj(out)
+
+    def _few_keys(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Many queries (Bq, Nq, C'), few keys (Bk, Nk, C') -> (B, Nq, C')."""
+        heads, nk = self.num_heads, k.shape[1]
+        keys = _block_diagonal(k, heads)  # (Bk, heads * Nk, C')
+        values = _block_diagonal(v, heads)
         batch = max(q.shape[0], k.shape[0])
-        q = self._heads(q).expand(batch, -1, -1, -1)
-        k = self._heads(k).expand(batch, -1, -1, -1)
-        v = self._heads(v).expand(batch, -1, -1, -1)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, d)
-        n = out.shape[2]
-        return self.out_proj(out.transpose(1, 2).reshape(batch, n, self.internal_dim))
+        if q.shape[0] == 1 and batch > 1:  # one image side, many prompts: one GEMM
+            scores = (q[0] @ keys.reshape(-1, keys.shape[-1]).T).view(q.shape[1], batch, -1)
+            scores = scores.transpose(0, 1)  # (B, Nq, heads * Nk)
+        else:
+            scores = q @ keys.transpose(1, 2)
+        attn = torch.softmax(scores.mul_(scale).unflatten(-1, (heads, nk)), dim=-1)
+        return attn.flatten(-2) @ values  # (B, Nq, C'), heads already merged
+
+    def _few_queries(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Few queries (Bq, Nq, C'), many keys (Bk, Nk, C') -> (B, Nq, C')."""
+        heads, nq, width = self.num_heads, q.shape[1], q.shape[2]
+        queries = _block_diagonal(q, heads)  # (Bq, heads * Nq, C')
+        batch = max(q.shape[0], k.shape[0])
+        if k.shape[0] == 1 and batch > 1:  # one image side, many prompts: one GEMM
+            attn = torch.softmax((queries.reshape(-1, width) @ k[0].T).mul_(scale), dim=-1)
+            full = (attn @ v[0]).view(batch, heads * nq, width)
+        else:
+            attn = torch.softmax((queries @ k.transpose(1, 2)).mul_(scale), dim=-1)
+            full = attn @ v  # (B, heads * Nq, C'): head h's rows hold every head's values
+        full = full.view(batch, heads, nq, heads, width // heads)
+        # Keep head h's own slice of its rows: the diagonal over the two head axes.
+        own = torch.diagonal(full, dim1=1, dim2=3)  # (B, Nq, d, heads)
+        return own.permute(0, 1, 3, 2).reshape(batch, nq, width)
+
+
+def _block_diagonal(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, N, C') -> (B, heads * N, C'): row block h keeps only head h's C'/heads columns."""
+    b, n, width = x.shape
+    owner = torch.arange(width, device=x.device) // (width // heads)
+    keep = owner[None, :] == torch.arange(heads, device=x.device)[:, None]  # (heads, C')
+    return (x[:, None] * keep[None, :, None, :]).reshape(b, heads * n, width)
 
 
 @dataclass
