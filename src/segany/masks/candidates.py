@@ -19,12 +19,8 @@ class MaskCandidates:
     boxes: torch.Tensor = field(default_factory=lambda: torch.zeros((0, 4), dtype=torch.int64))
     iou: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     stability: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-    points: torch.Tensor = field(
-        default_factory=lambda: torch.zeros((0, 2), dtype=torch.float64)
-    )
-    crop_boxes: torch.Tensor = field(
-        default_factory=lambda: torch.zeros((0, 4), dtype=torch.int64)
-    )
+    points: torch.Tensor = field(default_factory=lambda: torch.zeros((0, 2), dtype=torch.float64))
+    crop_boxes: torch.Tensor = field(default_factory=lambda: torch.zeros((0, 4), dtype=torch.int64))
 
     def __len__(self) -> int:
         return len(self.rles)
