@@ -28,12 +28,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+def _engineer(model):
+    """The parity tests' structured decoder: nested discs around each prompt point."""
+    from test_amg_parity import _engineer as engineer
+
+    return engineer(model)
+
+
 def _worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
     image = np.load(args.image)
     options = json.loads(args.options)
+    structured = options.pop("structured", False)
     if args.worker == "reference":
         from segment_anything import SamAutomaticMaskGenerator
 
@@ -41,11 +49,13 @@ def _worker(args: argparse.Namespace) -> None:
 
         model = build_reference(args.model)
         model.load_state_dict(torch.load(args.weights, weights_only=True))
+        model = _engineer(model) if structured else model
         generator = SamAutomaticMaskGenerator(model.eval(), **options)
     else:
         import segany
 
         model = segany.build_sam(args.model, checkpoint=args.weights)
+        model = _engineer(model) if structured else model
         generator = segany.AutomaticMaskGenerator(model, **options)
     start = time.perf_counter()
     with torch.inference_mode():
@@ -57,8 +67,7 @@ def _worker(args: argparse.Namespace) -> None:
         "peak_mb": peak_mb,
         "masks": len(records),
         "records": [
-            {k: r[k] for k in ("bbox", "area", "predicted_iou", "stability_score")}
-            for r in records
+            {k: r[k] for k in ("bbox", "area", "predicted_iou", "stability_score")} for r in records
         ],
     }
     Path(args.result).write_text(json.dumps(summary))
@@ -91,6 +100,11 @@ def main() -> None:
     parser.add_argument("--pred-iou-thresh", type=float, default=0.5)
     parser.add_argument("--stability-thresh", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="replace both decoders by the parity tests' engineered one (compact disc masks)",
+    )
     parser.add_argument("--worker", choices=("reference", "segany"), help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
@@ -112,29 +126,47 @@ def main() -> None:
             points_per_side=args.points_per_side,
             pred_iou_thresh=args.pred_iou_thresh,
             stability_score_thresh=args.stability_thresh,
+            structured=args.structured,
         )
         if args.case == "standard":
             np.save(image_path, synthetic_image(768, 1024))
             ref = _run("reference", args.model, weights, image_path, options, args.threads)
             ours = _run("segany", args.model, weights, image_path, options, args.threads)
-            print(f"{args.model}, {args.points_per_side}x{args.points_per_side} grid, 768x1024, "
-                  f"thresholds iou {args.pred_iou_thresh} stability {args.stability_thresh}")
+            print(
+                f"{args.model}{' (structured decoder)' if args.structured else ''}, "
+                f"{args.points_per_side}x{args.points_per_side} grid, 768x1024, "
+                f"thresholds iou {args.pred_iou_thresh} stability {args.stability_thresh}"
+            )
             print(f"{'':<16}{'reference':>12}{'segany':>12}{'ratio':>10}")
-            print(f"{'wall time, s':<16}{ref['seconds']:>12.1f}{ours['seconds']:>12.1f}"
-                  f"{ref['seconds'] / ours['seconds']:>9.2f}x")
-            print(f"{'peak RSS, MB':<16}{ref['peak_mb']:>12.0f}{ours['peak_mb']:>12.0f}"
-                  f"{ours['peak_mb'] / ref['peak_mb']:>9.2f}x")
+            print(
+                f"{'wall time, s':<16}{ref['seconds']:>12.1f}{ours['seconds']:>12.1f}"
+                f"{ref['seconds'] / ours['seconds']:>9.2f}x"
+            )
+            print(
+                f"{'peak RSS, MB':<16}{ref['peak_mb']:>12.0f}{ours['peak_mb']:>12.0f}"
+                f"{ours['peak_mb'] / ref['peak_mb']:>9.2f}x"
+            )
             print(_agreement(ref, ours))
         else:
             np.save(image_path, synthetic_image(6000, 8000))
-            print(f"segany {args.model}, 8000x6000, crop_n_layers=1, "
-                  f"{args.points_per_side}x{args.points_per_side} grid")
+            print(
+                f"segany {args.model}{' (structured decoder)' if args.structured else ''}, "
+                "8000x6000, crop_n_layers=1, "
+                f"{args.points_per_side}x{args.points_per_side} grid"
+            )
             for iou, stability in ((0.0, 0.0), (args.pred_iou_thresh, args.stability_thresh)):
-                large = dict(options, crop_n_layers=1, pred_iou_thresh=iou,
-                             stability_score_thresh=stability, output_mode="coco_rle")
+                large = dict(
+                    options,
+                    crop_n_layers=1,
+                    pred_iou_thresh=iou,
+                    stability_score_thresh=stability,
+                    output_mode="coco_rle",
+                )
                 ours = _run("segany", args.model, weights, image_path, large, args.threads)
-                print(f"thresholds {iou:.2f}/{stability:.2f}: {ours['masks']:>5} masks, "
-                      f"{ours['seconds']:.0f} s, peak RSS {ours['peak_mb']:.0f} MB")
+                print(
+                    f"thresholds {iou:.2f}/{stability:.2f}: {ours['masks']:>5} masks, "
+                    f"{ours['seconds']:.0f} s, peak RSS {ours['peak_mb']:.0f} MB"
+                )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ from segany.registry import ModelSpec, get_spec, list_models
 # Parameters that exist only so official checkpoints load unchanged and that SAM never uses:
 # TinyViT's ImageNet classifier.
 UNUSED_PREFIXES = ("image_encoder.norm_head.", "image_encoder.head.")
+# A key bias adds the same constant to all of a query's attention scores, which the softmax
+# removes: its true gradient is zero (the reference's numerics only give it rounding noise,
+# segany's token->image attention never adds it).
+ZERO_GRADIENT_SUFFIXES = ("token_to_image.k_proj.bias",)
 
 SMALL_DECODER = DecoderConfig(
     transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32, mask_in_chans=8
@@ -114,7 +118,9 @@ def test_gradient_reaches_every_parameter(name):
     missing = [
         key
         for key, p in model.named_parameters()
-        if not key.startswith(UNUSED_PREFIXES) and (p.grad is None or p.grad.abs().sum() == 0)
+        if not key.startswith(UNUSED_PREFIXES)
+        and not key.endswith(ZERO_GRADIENT_SUFFIXES)
+        and (p.grad is None or p.grad.abs().sum() == 0)
     ]
     assert not missing, f"no gradient reached: {missing}"
 

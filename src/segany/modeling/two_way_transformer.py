@@ -1,4 +1,16 @@
-"""SAM's two-way transformer: prompt tokens and image tokens attend to each other."""
+"""SAM's two-way transformer: prompt tokens and image tokens attend to each other.
+
+Both cross-attentions have a few prompt tokens on one side and every image token (4096 for
+SAM) on the other. They are computed with the projections reassociated onto the small side
+(the same mathematics, far fewer operations):
+
+- token -> image: the image-side keys and values are never projected. Each head's query is
+  mapped back through W_k (q_h W_k,h) and scored against the raw image tokens; the key bias
+  adds the same constant to every score of a query and cancels in the softmax; values are
+  projected after the weighted sum (W_v,h (sum_n a_n x_n) + b_v, since the weights sum to 1).
+- image -> token: W_q is folded into the few token keys (W_q,h^T k_h) and W_o into the few
+  token values (v_h W_o,h^T), so the image tokens meet only (C x few) matrices.
+"""
 
 from __future__ import annotations
 
@@ -24,83 +36,91 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
 
+    @property
+    def head_dim(self) -> int:
+        return self.internal_dim // self.num_heads
+
+    def _per_head(self, weight: torch.Tensor) -> torch.Tensor:
+        """A (C', C) projection weight as (heads, head_dim, C)."""
+        return weight.view(self.num_heads, self.head_dim, -1)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C)."""
-        return self.attend(self.q_proj(q), self.k_proj(k), self.v_proj(v))
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention on already-projected q (B, Nq, C'), k and v (B, Nk, C') -> (B, Nq, C).
-
-        A batch of 1 on either side is broadcast to the other's batch. One side is always a
-        few prompt tokens; its per-head slices are laid out block-diagonally
-        (`_block_diagonal`) so that the other, image-sized side is used in its contiguous
-        (B, N, C') layout by plain matrix products, never split into heads and copied.
-        """
-        scale = 1.0 / math.sqrt(self.internal_dim // self.num_heads)
-        if k.shape[1] <= q.shape[1]:
-            out = self._few_keys(q, k, v, scale)
-        else:
-            out = self._few_queries(q, k, v, scale)
+        """Plain attention, used among the few prompt tokens: q (B, Nq, C), k and v
+        (B, Nk, C) -> (B, Nq, C)."""
+        b, nq, _ = q.shape
+        heads, dim = self.num_heads, self.head_dim
+        q = self.q_proj(q).view(b, nq, heads, dim).transpose(1, 2)  # (B, heads, Nq, d)
+        k = self.k_proj(k).view(b, -1, heads, dim).transpose(1, 2)
+        v = self.v_proj(v).view(b, -1, heads, dim).transpose(1, 2)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(dim), dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(b, nq, self.internal_dim)
         return self.out_proj(out)
 
-    def _few_keys(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+    def tokens_to_image(
+        self, tokens: torch.Tensor, image_keys: torch.Tensor, image_values: torch.Tensor
     ) -> torch.Tensor:
-        """Many queries (Bq, Nq, C'), few keys (Bk, Nk, C') -> (B, Nq, C')."""
-        heads, nk = self.num_heads, k.shape[1]
-        keys = _block_diagonal(k, heads)  # (Bk, heads * Nk, C')
-        values = _block_diagonal(v, heads)
-        batch = max(q.shape[0], k.shape[0])
-        if q.shape[0] == 1 and batch > 1:  # one image side, many prompts: one GEMM
-            scores = (q[0] @ keys.reshape(-1, keys.shape[-1]).T).view(q.shape[1], batch, -1)
-            scores = scores.transpose(0, 1)  # (B, Nq, heads * Nk)
-        else:
-            scores = q @ keys.transpose(1, 2)
-        attn = torch.softmax(scores.mul_(scale).unflatten(-1, (heads, nk)), dim=-1)
-        return attn.flatten(-2) @ values  # (B, Nq, C'), heads already merged
+        """Few token queries attend to many image tokens.
 
-    def _few_queries(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+        tokens: (B, Nt, C); image_keys, image_values: (B or 1, N, C), raw (unprojected).
+        Returns (B, Nt, C).
+        """
+        b, nt, _ = tokens.shape
+        heads, dim = self.num_heads, self.head_dim
+        q = self.q_proj(tokens).view(b, nt, heads, dim)
+        # Query of head h mapped into the input space: (B, heads, Nt, C).
+        q_in = torch.einsum("bthd,hdc->bhtc", q, self._per_head(self.k_proj.weight))
+        q_in = q_in.reshape(b, heads * nt, -1) / math.sqrt(dim)
+        shared = image_keys.shape[0] == 1 and b > 1
+        if shared:  # one image side for every prompt: one GEMM over all their queries
+            scores = q_in.reshape(b * heads * nt, -1) @ image_keys[0].T
+            mixed = torch.softmax(scores, dim=-1) @ image_values[0]  # (B*heads*Nt, C)
+        else:
+            scores = q_in @ image_keys.transpose(1, 2)  # (B, heads*Nt, N)
+            mixed = torch.softmax(scores, dim=-1) @ image_values
+        mixed = mixed.view(b, heads, nt, -1)
+        out = torch.einsum("bhtc,hdc->bthd", mixed, self._per_head(self.v_proj.weight))
+        out = out.reshape(b, nt, self.internal_dim) + self.v_proj.bias
+        return self.out_proj(out)
+
+    def image_to_tokens(
+        self, image_queries: torch.Tensor, token_keys: torch.Tensor, token_values: torch.Tensor
     ) -> torch.Tensor:
-        """Few queries (Bq, Nq, C'), many keys (Bk, Nk, C') -> (B, Nq, C')."""
-        heads, nq, width = self.num_heads, q.shape[1], q.shape[2]
-        queries = _block_diagonal(q, heads)  # (Bq, heads * Nq, C')
-        batch = max(q.shape[0], k.shape[0])
-        if k.shape[0] == 1 and batch > 1:  # one image side, many prompts: one GEMM
-            attn = torch.softmax((queries.reshape(-1, width) @ k[0].T).mul_(scale), dim=-1)
-            full = (attn @ v[0]).view(batch, heads * nq, width)
+        """Many image tokens attend to few tokens.
+
+        image_queries: (B or 1, N, C) raw; token_keys, token_values: (B, Nt, C).
+        Returns (B, N, C).
+        """
+        b, nt, _ = token_keys.shape
+        heads, dim = self.num_heads, self.head_dim
+        k = self.k_proj(token_keys).view(b, nt, heads, dim)
+        v = self.v_proj(token_values).view(b, nt, heads, dim)
+        # score[n, h, j] = (x_n W_q,h^T + b_q,h) . k_hj = x_n . (W_q,h^T k_hj) + b_q,h . k_hj
+        folded_k = torch.einsum("bjhd,hdc->bchj", k, self._per_head(self.q_proj.weight))
+        folded_k = folded_k.reshape(b, -1, heads * nt) / math.sqrt(dim)  # (B, C, heads*Nt)
+        offset = torch.einsum("bjhd,hd->bhj", k, self.q_proj.bias.view(heads, dim))
+        offset = offset.reshape(b, 1, heads * nt) / math.sqrt(dim)
+        # out_n = sum_h,j a_nhj (v_hj W_o,h^T) + b_o
+        out_weight = self.out_proj.weight.view(-1, heads, dim)  # (C, heads, d)
+        folded_v = torch.einsum("bjhd,chd->bhjc", v, out_weight).reshape(b, heads * nt, -1)
+        n = image_queries.shape[1]
+        if image_queries.shape[0] == 1 and b > 1:  # one GEMM for every prompt
+            scores = image_queries[0] @ folded_k.transpose(0, 1).reshape(-1, b * heads * nt)
+            scores = scores.view(n, b, heads * nt).transpose(0, 1) + offset
         else:
-            attn = torch.softmax((queries @ k.transpose(1, 2)).mul_(scale), dim=-1)
-            full = attn @ v  # (B, heads * Nq, C'): head h's rows hold every head's values
-        full = full.view(batch, heads, nq, heads, width // heads)
-        # Keep head h's own slice of its rows: the diagonal over the two head axes.
-        own = torch.diagonal(full, dim1=1, dim2=3)  # (B, Nq, d, heads)
-        return own.permute(0, 1, 3, 2).reshape(batch, nq, width)
-
-
-def _block_diagonal(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, N, C') -> (B, heads * N, C'): row block h keeps only head h's C'/heads columns."""
-    b, n, width = x.shape
-    owner = torch.arange(width, device=x.device) // (width // heads)
-    keep = owner[None, :] == torch.arange(heads, device=x.device)[:, None]  # (heads, C')
-    return (x[:, None] * keep[None, :, None, :]).reshape(b, heads * n, width)
+            scores = image_queries @ folded_k + offset  # (B, N, heads*Nt)
+        attn = torch.softmax(scores.view(b, n, heads, nt), dim=-1).view(b, n, heads * nt)
+        return torch.baddbmm(self.out_proj.bias.expand(b, n, -1), attn, folded_v)
 
 
 @dataclass
 class ImageSide:
-    """The prompt-independent part of the first two-way block for one image.
-
-    In the first block the image tokens are still the (image + dense prompt) embedding, so
-    their projections can be computed once per image and reused by every prompt; a predictor
-    answering many clicks on one image saves them each time.
-    keys, key_pe: (1, h*w, C); the projections: (1, h*w, C / downsample).
-    """
+    """The prompt-independent part of the first two-way block for one image: its image
+    tokens (the image + dense prompt embedding), their positional encoding and their sum,
+    each (1, h*w, C). Computed once per image and shared by every prompt."""
 
     keys: torch.Tensor
     key_pe: torch.Tensor
-    token_to_image_k: torch.Tensor
-    token_to_image_v: torch.Tensor
-    image_to_token_q: torch.Tensor
+    keys_with_pe: torch.Tensor
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -129,29 +149,18 @@ class TwoWayAttentionBlock(nn.Module):
         )
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def image_side(self, keys: torch.Tensor, key_pe: torch.Tensor) -> ImageSide:
-        """Precompute this block's projections of image tokens keys (1, Nk, C)."""
-        k = keys + key_pe
-        return ImageSide(
-            keys=keys,
-            key_pe=key_pe,
-            token_to_image_k=self.cross_attn_token_to_image.k_proj(k),
-            token_to_image_v=self.cross_attn_token_to_image.v_proj(keys),
-            image_to_token_q=self.cross_attn_image_to_token.q_proj(k),
-        )
-
     def forward(
         self,
         queries: torch.Tensor,
         keys: torch.Tensor,
         query_pe: torch.Tensor,
         key_pe: torch.Tensor,
-        image_side: ImageSide | None = None,
+        keys_with_pe: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (B, Nq, C) prompt tokens; keys (B, Nk, C) image tokens; *_pe the same.
+        """queries (B, Nq, C) prompt tokens; keys (B or 1, Nk, C) image tokens; *_pe the same.
 
-        With `image_side` (from `image_side(keys, key_pe)`), keys and key_pe are taken from it
-        and broadcast over the B prompts.
+        `keys_with_pe` (keys + key_pe) may be passed in when already computed.
+        Returns queries (B, Nq, C) and keys (B, Nk, C).
         """
         if self.skip_first_layer_pe:
             # The first layer's queries are the prompt embeddings themselves: no residual.
@@ -162,26 +171,13 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm1(queries)
 
         q = queries + query_pe
-        if image_side is None:
-            k = keys + key_pe
-            attn_out = self.cross_attn_token_to_image(q, k, keys)
-        else:
-            keys = image_side.keys
-            to_image = self.cross_attn_token_to_image
-            attn_out = to_image.attend(
-                to_image.q_proj(q), image_side.token_to_image_k, image_side.token_to_image_v
-            )
+        k = keys + key_pe if keys_with_pe is None else keys_with_pe
+        attn_out = self.cross_attn_token_to_image.tokens_to_image(q, k, keys)
         queries = self.norm2(queries + attn_out)
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        to_token = self.cross_attn_image_to_token
-        if image_side is None:
-            attn_out = to_token(k, q, queries)
-        else:
-            attn_out = to_token.attend(
-                image_side.image_to_token_q, to_token.k_proj(q), to_token.v_proj(queries)
-            )
+        attn_out = self.cross_attn_image_to_token.image_to_tokens(k, q, queries)
         # In place into the fresh attention output (no backward needs it): saves a copy of
         # the (B, h*w, C) image tokens.
         keys = self.norm4(attn_out.add_(keys))
@@ -219,7 +215,7 @@ class TwoWayTransformer(nn.Module):
         """Prompt-independent work of the first block for one (1, C, h, w) embedding."""
         keys = image_embedding.flatten(2).transpose(1, 2)  # (1, h*w, C)
         key_pe = image_pe.flatten(2).transpose(1, 2)
-        return self.layers[0].image_side(keys, key_pe)
+        return ImageSide(keys=keys, key_pe=key_pe, keys_with_pe=keys + key_pe)
 
     def forward(
         self,
@@ -230,19 +226,23 @@ class TwoWayTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """image_embedding, image_pe: (B, C, h, w); point_embedding: (B, N, C).
 
-        With `image_side` (from `image_side()`), the first two arguments are not used.
+        With `image_side` (from `image_side()`), the first two arguments are not used and the
+        image side is shared by the B prompts.
         Returns the processed tokens (B, N, C) and image tokens (B, h*w, C).
         """
         if image_side is None:
             keys = image_embedding.flatten(2).transpose(1, 2)  # (B, h*w, C)
             key_pe = image_pe.flatten(2).transpose(1, 2)
+            keys_with_pe = None
         else:
             keys, key_pe = image_side.keys, image_side.key_pe
+            keys_with_pe = image_side.keys_with_pe
         queries = point_embedding
-        for i, layer in enumerate(self.layers):
-            side = image_side if i == 0 else None
-            queries, keys = layer(queries, keys, point_embedding, key_pe, side)
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, point_embedding, key_pe, keys_with_pe)
+            keys_with_pe = None
         q = queries + point_embedding
         k = keys + key_pe
-        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        final = self.final_attn_token_to_image.tokens_to_image(q, k, keys)
+        queries = self.norm_final_attn(queries + final)
         return queries, keys
