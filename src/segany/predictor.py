@@ -209,15 +209,9 @@ class SamPredictor:
         Returns masks (B, C, H, W) (bool, or logits), iou (B, C), low-res logits
         (B, C, 256, 256).
         """
-        self._require_image()
-        points = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise PromptError("point_coords were given without point_labels")
-            points = (point_coords, point_labels)
-        with self._autocast():
-            low_res, iou = self._decode(points, boxes, mask_input, multimask_output)
-        low_res, iou = low_res.float(), iou.float()
+        low_res, iou = self.predict_low_res_torch(
+            point_coords, point_labels, boxes, mask_input, multimask_output
+        )
         masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
@@ -239,7 +233,11 @@ class SamPredictor:
         survivors, with `model.postprocess_masks(logits, input_size, original_size)`.
         """
         self._require_image()
-        points = None if point_coords is None else (point_coords, point_labels)
+        points = None
+        if point_coords is not None:
+            if point_labels is None:
+                raise PromptError("point_coords were given without point_labels")
+            points = (point_coords, point_labels)
         with self._autocast():
             low_res, iou = self._decode(points, boxes, mask_input, multimask_output)
         return low_res.float(), iou.float()
