@@ -73,38 +73,77 @@ class FreshGELU(nn.GELU):
         return gelu_fresh(x)
 
 
+def _window_blocks(h: int, w: int, window: int):
+    """The four rectangles of an (h, w) grid cut into windows: full windows, the partial
+    column on the right, the partial row at the bottom, the corner. Yields
+    (rows, cols, window_rows, window_cols): grid slices and the matching window-index slices.
+    """
+    full_h, full_w = h // window * window, w // window * window
+    for rows, win_rows in ((slice(0, full_h), slice(0, h // window)), (slice(full_h, h), None)):
+        for cols, win_cols in (
+            (slice(0, full_w), slice(0, w // window)),
+            (slice(full_w, w), None),
+        ):
+            if rows.stop > rows.start and cols.stop > cols.start:
+                yield rows, cols, win_rows, win_cols
+
+
 def window_partition(
     x: torch.Tensor, window: int, fill: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Split a (B, H, W, C) grid into (B * nW, window, window, C) windows.
 
     The grid is padded at the bottom and right to a multiple of `window` with zeros, or with
-    the (C,) vector `fill`. Returns the windows and the padded size (Hp, Wp).
+    the (C,) vector `fill`. Returns the windows and the padded size (Hp, Wp). Each element is
+    copied once, straight into its window (no padded intermediate grid).
     """
     b, h, w, c = x.shape
-    pad_h = (window - h % window) % window
-    pad_w = (window - w % window) % window
-    hp, wp = h + pad_h, w + pad_w
-    if fill is not None and (pad_h or pad_w):
-        padded = fill.expand(b, hp, wp, c).clone()
-        padded[:, :h, :w] = x
-        x = padded
-    elif pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    x = x.view(b, hp // window, window, wp // window, window, c)
-    windows = x.transpose(2, 3).reshape(-1, window, window, c)
-    return windows, (hp, wp)
+    nh, nw = -(-h // window), -(-w // window)
+    windows = x.new_empty((b, nh, nw, window, window, c))
+    if h % window or w % window:
+        pad = torch.zeros((), dtype=x.dtype, device=x.device) if fill is None else fill
+        windows[:, -1, :, h % window or window :] = pad  # rows below the grid
+        windows[:, :, -1, :, w % window or window :] = pad  # columns right of the grid
+    for rows, cols, win_rows, win_cols in _window_blocks(h, w, window):
+        block = x[:, rows, cols]
+        height, width = block.shape[1], block.shape[2]
+        grid_h = -(-height // window)  # windows this block spans
+        grid_w = -(-width // window)
+        source = block.unflatten(1, (grid_h, min(height, window))).unflatten(
+            3, (grid_w, min(width, window))
+        )  # (B, grid_h, rows per window, grid_w, cols per window, C)
+        target = windows[
+            :,
+            win_rows if win_rows is not None else slice(nh - 1, nh),
+            win_cols if win_cols is not None else slice(nw - 1, nw),
+            slice(0, height) if win_rows is None else slice(None),
+            slice(0, width) if win_cols is None else slice(None),
+        ]
+        target.copy_(source.transpose(2, 3))
+    return windows.view(-1, window, window, c), (nh * window, nw * window)
 
 
 def window_unpartition(
     windows: torch.Tensor, window: int, padded: tuple[int, int], size: tuple[int, int]
 ) -> torch.Tensor:
-    """Inverse of `window_partition`: (B * nW, window, window, C) -> (B, H, W, C)."""
+    """Inverse of `window_partition`: (B * nW, window, window, C) -> (B, H, W, C), copying
+    each kept element once and dropping the padding."""
     hp, wp = padded
     h, w = size
-    b = windows.shape[0] // (hp * wp // window // window)
-    x = windows.view(b, hp // window, wp // window, window, window, -1)
-    x = x.transpose(2, 3).reshape(b, hp, wp, -1)
-    if hp > h or wp > w:
-        x = x[:, :h, :w, :]
-    return x
+    nh, nw = hp // window, wp // window
+    b = windows.shape[0] // (nh * nw)
+    grid = windows.view(b, nh, nw, window, window, -1)
+    out = windows.new_empty((b, h, w, grid.shape[-1]))
+    for rows, cols, win_rows, win_cols in _window_blocks(h, w, window):
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        source = grid[
+            :,
+            win_rows if win_rows is not None else slice(nh - 1, nh),
+            win_cols if win_cols is not None else slice(nw - 1, nw),
+            slice(0, height) if win_rows is None else slice(None),
+            slice(0, width) if win_cols is None else slice(None),
+        ]  # (B, grid_h, grid_w, rows per window, cols per window, C)
+        target = out[:, rows, cols].unflatten(1, (source.shape[1], source.shape[3]))
+        target = target.unflatten(3, (source.shape[2], source.shape[4]))
+        target.copy_(source.transpose(2, 3))
+    return out
