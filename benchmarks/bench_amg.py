@@ -35,6 +35,15 @@ def _engineer(model):
     return engineer(model)
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. (`ru_maxrss` is not used: for a child
+    started by fork + exec it also counts the parent's size at the fork.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _worker(args: argparse.Namespace) -> None:
     import torch
 
@@ -61,7 +70,7 @@ def _worker(args: argparse.Namespace) -> None:
     with torch.inference_mode():
         records = generator.generate(image)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     summary = {
         "seconds": seconds,
         "peak_mb": peak_mb,
