@@ -96,8 +96,7 @@ def test_no_command_prints_usage(capsys):
 
 def test_console_script_smoke(tmp_path):
     exe = shutil.which("segany")
-    if exe is None:
-        pytest.skip("the segany console script is not on PATH (pip install -e .)")
+    assert exe is not None, "the segany console script is not on PATH (pip install -e .)"
     env = {**os.environ, HOME_ENV: str(tmp_path)}
     done = subprocess.run(
         [exe, "models"], capture_output=True, text=True, env=env, timeout=120, check=False

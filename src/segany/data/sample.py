@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from segany.errors import DataError
+from segany.errors import DataError, ImageError
+from segany.formats.image import read_image
 
 
 class Masks:
@@ -122,18 +122,12 @@ class Sample:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of an image file, as stored. Raises `DataError`."""
+    """(H, W, 3) uint8 RGB pixels of an image file, as stored (annotations refer to these).
+    Raises `DataError`."""
     try:
-        with Image.open(path) as opened:
-            return np.asarray(opened.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"image file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not an image file") from None
-    except UnidentifiedImageError:
-        raise DataError(f"cannot read {path}: not an image format PIL knows, or corrupt") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image {path}: {e} (corrupt or partly copied?)") from None
+        return np.asarray(read_image(path, upright=False))
+    except ImageError as e:
+        raise DataError(str(e)) from None
 
 
 def check_size(found: tuple[int, int], expected: tuple[int, int], what: str, where: Path) -> None:

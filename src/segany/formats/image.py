@@ -12,15 +12,16 @@ from segany.errors import ImageError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
-def read_image(path: Path) -> Image.Image:
-    """The image at `path` as RGB, turned upright by its EXIF orientation (as viewers show it).
+def read_image(path: Path, upright: bool = True) -> Image.Image:
+    """The image at `path` as RGB; with `upright`, turned by its EXIF orientation as viewers
+    show it (dataset annotations instead refer to the pixels as stored: upright=False).
 
     Raises `ImageError` if the file is missing, not an image, or corrupt.
     """
     try:
         with Image.open(path) as opened:
-            upright = ImageOps.exif_transpose(opened)
-            return upright.convert("RGB")  # convert() reads every pixel: truncation shows here
+            image = ImageOps.exif_transpose(opened) if upright else opened
+            return image.convert("RGB")  # convert() reads every pixel: truncation shows here
     except FileNotFoundError:
         raise ImageError(f"image file not found: {path}") from None
     except IsADirectoryError:
