@@ -1,0 +1,231 @@
+"""`Evaluator`: point-prompt metrics of a predictor over a dataset of `Sample`s.
+
+Per ground-truth mask, with simulated clicks (see `metrics`):
+  - 1-point IoU: one positive click at the mask's interior point, three candidate masks, the
+    one with the highest predicted IoU taken;
+  - oracle IoU: the best of those three against the ground truth (SAM's "oracle" metric);
+  - NoC@85 / NoC@90: clicks until the IoU first reaches 0.85 / 0.90. The first click is the
+    one above; each next click is made on the largest error region of the current mask and
+    given together with all earlier clicks and the current mask's low-resolution logits (as
+    `mask_input`), for one single-mask output. A mask never reaching the IoU in `max_clicks`
+    clicks counts `max_clicks`.
+
+Masks smaller than `min_area` pixels are skipped (counted in `skipped_masks`): a click protocol
+on a few pixels measures little but rounding. Each image is encoded once for all its masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from segany.data.sample import Sample
+from segany.errors import ConfigError, DataError
+from segany.evaluation.metrics import click_from_error, interior_point, iou
+
+NOC_THRESHOLDS = (0.85, 0.90)
+
+
+class PointPredictor(Protocol):
+    """What the evaluator needs of a predictor: `SamPredictor`'s NumPy API."""
+
+    def set_image(self, image: np.ndarray) -> None: ...
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """max_clicks: most clicks per mask for NoC; min_area: smaller masks (px) are skipped."""
+
+    max_clicks: int = 20
+    min_area: int = 16
+
+    def __post_init__(self) -> None:
+        if self.max_clicks < 1:
+            raise ConfigError(f"max_clicks must be at least 1, got {self.max_clicks}")
+        if self.min_area < 1:
+            raise ConfigError(f"min_area must be at least 1 px, got {self.min_area}")
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """The metrics of one ground-truth mask.
+
+    Attributes:
+        image: the sample's name; index: the mask's index in the sample; area: its pixels.
+        one_point_iou, oracle_iou: see the module docstring.
+        noc85, noc90: clicks to reach IoU 0.85 / 0.90 (`max_clicks` if never reached).
+        ious: the IoU after each click, as many as were made (clicks stop once 0.90 is
+            reached, or at `max_clicks`).
+    """
+
+    image: str
+    index: int
+    area: int
+    one_point_iou: float
+    oracle_iou: float
+    noc85: int
+    noc90: int
+    ious: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """Means over the evaluated masks. nof85 / nof90: masks that never reached the IoU."""
+
+    images: int
+    masks: int
+    skipped_masks: int
+    one_point_miou: float
+    oracle_miou: float
+    noc85: float
+    noc90: float
+    nof85: int
+    nof90: int
+    max_clicks: int
+    min_area: int
+
+    @classmethod
+    def from_results(
+        cls, results: Sequence[MaskResult], images: int, skipped: int, config: EvalConfig
+    ) -> EvalSummary:
+        """The summary of `results`, from `images` images, `skipped` masks left out."""
+        if not results:
+            raise ValueError("no mask results to summarise")
+        return cls(
+            images=images,
+            masks=len(results),
+            skipped_masks=skipped,
+            one_point_miou=float(np.mean([r.one_point_iou for r in results])),
+            oracle_miou=float(np.mean([r.oracle_iou for r in results])),
+            noc85=float(np.mean([r.noc85 for r in results])),
+            noc90=float(np.mean([r.noc90 for r in results])),
+            nof85=sum(max(r.ious) < NOC_THRESHOLDS[0] for r in results),
+            nof90=sum(max(r.ious) < NOC_THRESHOLDS[1] for r in results),
+            max_clicks=config.max_clicks,
+            min_area=config.min_area,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Evaluator:
+    """Point-prompt metrics of `predictor` (a `SamPredictor`, or anything with its
+    `set_image` / `predict`) under `config` (default `EvalConfig()`)."""
+
+    def __init__(self, predictor: PointPredictor, config: EvalConfig | None = None) -> None:
+        self.predictor = predictor
+        self.config = EvalConfig() if config is None else config
+
+    def evaluate(
+        self, dataset: Sequence[Sample], max_masks: int | None = None, progress: bool = False
+    ) -> EvalSummary:
+        """Evaluate the masks of `dataset`'s samples in order, stopping after `max_masks`
+        masks (all when None). `progress` shows a tqdm bar over the images on stderr.
+        Raises `DataError` when no mask is large enough to evaluate."""
+        from tqdm import tqdm
+
+        if max_masks is not None and max_masks < 1:
+            raise ConfigError(f"max_masks must be at least 1, got {max_masks}")
+        results: list[MaskResult] = []
+        images = skipped = 0
+        with tqdm(total=len(dataset), unit="image", disable=None if progress else True) as bar:
+            for i in range(len(dataset)):
+                left = None if max_masks is None else max_masks - len(results)
+                sample_results, sample_skipped = self.evaluate_sample(dataset[i], left)
+                results += sample_results
+                images += bool(sample_results)
+                skipped += sample_skipped
+                bar.update(1)
+                if results:
+                    miou = np.mean([r.one_point_iou for r in results])
+                    bar.set_postfix(masks=len(results), miou=f"{miou:.3f}")
+                if max_masks is not None and len(results) >= max_masks:
+                    break
+        if not results:
+            raise DataError(
+                f"nothing to evaluate: all {skipped} masks are smaller than "
+                f"min_area = {self.config.min_area} px"
+            )
+        return EvalSummary.from_results(results, images, skipped, self.config)
+
+    def evaluate_sample(
+        self, sample: Sample, max_masks: int | None = None
+    ) -> tuple[list[MaskResult], int]:
+        """The results of a sample's masks of at least `min_area` px (the first `max_masks` of
+        them when given), and the number of masks skipped as too small. The image is encoded
+        only if some mask is evaluated."""
+        areas = sample.masks.areas()  # (M,)
+        large = np.flatnonzero(areas >= self.config.min_area)
+        skipped = len(areas) - len(large)
+        if max_masks is not None:
+            large = large[:max_masks]
+        if len(large) == 0:
+            return [], skipped
+        self.predictor.set_image(sample.image)
+        results = [
+            self.evaluate_mask(sample.masks[int(i)], sample.name, int(i), int(areas[i]))
+            for i in large
+        ]
+        return results, skipped
+
+    def evaluate_mask(
+        self, gt: np.ndarray, image: str = "", index: int = 0, area: int = -1
+    ) -> MaskResult:
+        """The metrics of one (H, W) bool ground-truth mask of the image currently set on the
+        predictor (`image`, `index` and `area` only label the result)."""
+        gt = gt.astype(bool, copy=False)
+        x, y = interior_point(gt)
+        coords = [[x, y]]  # (N, 2) xy pixels in the image frame
+        labels = [1]  # (N,)
+        masks, scores, low_res = self.predictor.predict(
+            point_coords=np.array(coords, dtype=np.float32),
+            point_labels=np.array(labels, dtype=np.int64),
+            multimask_output=True,
+        )  # (3, H, W), (3,), (3, h, w)
+        candidates = [iou(mask, gt) for mask in masks]
+        chosen = int(np.argmax(scores))
+        pred, logits = masks[chosen], low_res[chosen]  # (H, W), (h, w)
+        ious = [candidates[chosen]]
+        while len(ious) < self.config.max_clicks and ious[-1] < max(NOC_THRESHOLDS):
+            click = click_from_error(pred, gt)
+            assert click is not None, "an IoU below 1 means some pixel is wrong"
+            coords.append([click[0], click[1]])
+            labels.append(click[2])
+            masks, _, low_res = self.predictor.predict(
+                point_coords=np.array(coords, dtype=np.float32),
+                point_labels=np.array(labels, dtype=np.int64),
+                mask_input=logits[None],  # (1, h, w)
+                multimask_output=False,
+            )  # (1, H, W), (1,), (1, h, w)
+            pred, logits = masks[0], low_res[0]
+            ious.append(iou(pred, gt))
+        noc85, noc90 = (self._clicks_to_reach(ious, t) for t in NOC_THRESHOLDS)
+        return MaskResult(
+            image=image,
+            index=index,
+            area=int(np.count_nonzero(gt)) if area < 0 else area,
+            one_point_iou=ious[0],
+            oracle_iou=max(candidates),
+            noc85=noc85,
+            noc90=noc90,
+            ious=tuple(ious),
+        )
+
+    def _clicks_to_reach(self, ious: Sequence[float], threshold: float) -> int:
+        for clicks, value in enumerate(ious, start=1):
+            if value >= threshold:
+                return clicks
+        return self.config.max_clicks
