@@ -1,0 +1,67 @@
+"""Saving and restoring training: the resumable `last.pt` (written atomically) and the final
+weights in the official state-dict format (`model.pth`) and as safetensors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from segany.errors import CheckpointError
+
+LAST = "last.pt"
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write through `write(tmp_path)`, then rename: a killed run never leaves a torn file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_last(out: Path, state: dict[str, Any]) -> None:
+    """`state` (model, optimizer, scheduler, step, rng) -> OUT/last.pt, atomically."""
+    _atomic(out / LAST, lambda tmp: torch.save(state, tmp))
+
+
+def load_last(out: Path, device: torch.device) -> dict[str, Any] | None:
+    """The state in OUT/last.pt, or None if there is none."""
+    path = out / LAST
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # torch raises many types for a torn or foreign file
+        raise CheckpointError(
+            f"cannot resume from {path}: {type(e).__name__}: {e}; remove it to start over"
+        ) from None
+
+
+def save_weights(out: Path, state_dict: dict[str, torch.Tensor]) -> tuple[Path, Path]:
+    """OUT/model.pth (torch.save of the state dict, the official format) and
+    OUT/model.safetensors; returns both paths."""
+    cpu = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+    pth, safe = out / "model.pth", out / "model.safetensors"
+    _atomic(pth, lambda tmp: torch.save(cpu, tmp))
+    _atomic(safe, lambda tmp: save_file(cpu, str(tmp)))
+    return pth, safe

@@ -1,0 +1,186 @@
+"""The trainer on tiny synthetic scenes with the test_tiny model: the loss falls, weights
+round-trip through build_sam, a frozen encoder stays bit-identical, a resumed run equals a
+straight one, 2 gloo processes equal 1, and bad configs raise ConfigError."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from segany import build_sam
+from segany.cli.main import main
+from segany.data.spec import open_dataset
+from segany.errors import ConfigError
+from segany.train.config import (
+    LoopConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    load_config,
+)
+from segany.train.trainer import Trainer, lr_factor
+
+SPEC = "synthetic:train:4:64"
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    data = open_dataset(SPEC)
+    return [data[i] for i in range(len(data))]
+
+
+def make_config(out: Path, steps: int, **changes) -> TrainConfig:
+    optim = OptimConfig(lr=2e-3, warmup_steps=2, batch_size=2, masks_per_image=4)
+    loop = LoopConfig(
+        max_steps=steps, checkpoint_every=0, iterations=3, output_dir=str(out), progress=False
+    )
+    config = TrainConfig(model=ModelConfig(name="test_tiny"), optim=optim, loop=loop)
+    for group, values in changes.items():
+        config = dataclasses.replace(
+            config, **{group: dataclasses.replace(getattr(config, group), **values)}
+        )
+    return config
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_loss_falls_and_weights_round_trip(tmp_path, scenes):
+    trainer = Trainer(make_config(tmp_path, 30), scenes, scenes[:2])
+    pth = trainer.fit()
+    losses = [record["loss"] for record in trainer.history]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, 31))
+    assert {"loss", "focal", "dice", "iou_mse", "lr", "seconds"} <= set(json.loads(lines[0]))
+
+    saved = weights(pth)
+    for checkpoint in (pth, tmp_path / "model.safetensors"):
+        model = build_sam("test_tiny", checkpoint=checkpoint)
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, saved[key]), key
+    assert load_file(tmp_path / "model.safetensors").keys() == saved.keys()
+
+
+def test_frozen_encoder_is_unchanged(tmp_path, scenes):
+    torch.manual_seed(0)
+    start = build_sam("test_tiny").state_dict()
+    torch.save(start, tmp_path / "start.pth")
+    config = make_config(
+        tmp_path / "run",
+        4,
+        model={"trainable": "decoder", "checkpoint": str(tmp_path / "start.pth")},
+        loop={"val_every": 2},
+        data={"val_images": 1, "val_masks": 2},
+    )
+    trainer = Trainer(config, scenes, scenes[:1])
+    end = weights(trainer.fit())
+    assert "val_miou_1pt" in trainer.history[1]
+    for key, value in start.items():
+        if key.startswith(("image_encoder.", "prompt_encoder.")):
+            assert torch.equal(value, end[key]), key
+    changed = [
+        k for k in start if k.startswith("mask_decoder.") and not torch.equal(start[k], end[k])
+    ]
+    assert len(changed) > 10
+
+
+def test_resume_equals_straight_run(tmp_path, scenes):
+    straight = weights(Trainer(make_config(tmp_path / "a", 6), scenes).fit())
+    first = make_config(tmp_path / "b", 3, loop={"checkpoint_every": 3})
+    Trainer(first, scenes).fit()
+    resumed = Trainer(make_config(tmp_path / "b", 6, loop={"checkpoint_every": 3}), scenes)
+    result = weights(resumed.fit())
+    assert [r["step"] for r in resumed.history] == [4, 5, 6]
+    for key, value in straight.items():
+        torch.testing.assert_close(result[key], value, atol=1e-6, rtol=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, scenes) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    Trainer(config, scenes).fit()
+
+
+def test_two_gloo_processes_equal_one(tmp_path, scenes):
+    single = weights(Trainer(make_config(tmp_path / "one", 3), scenes).fit())
+    config = make_config(tmp_path / "two", 3)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config, scenes), nprocs=2, join=True)
+    double = weights(tmp_path / "two" / "model.pth")
+    assert single.keys() == double.keys()
+    for key, value in single.items():
+        torch.testing.assert_close(double[key], value, atol=1e-4, rtol=0)
+
+
+def test_lr_schedule():
+    factors = [lr_factor(s, 4, (6, 8), 0.1) for s in range(10)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4:6] == [1.0, 1.0]
+    assert factors[6:8] == pytest.approx([0.1, 0.1])
+    assert factors[8:] == pytest.approx([0.01, 0.01])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[model]\ntrainable = "encoder"\n', "trainable"),
+        ("[optim]\nlearning_rate = 0.1\n", "learning_rate"),
+        ("[training]\nmax_steps = 1\n", "training"),
+        ('[loop]\nmax_steps = "ten"\n', "max_steps"),
+        ("[loop\n", "TOML"),
+    ],
+)
+def test_config_errors(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_config_toml_and_json(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        '[data]\ntrain = "synthetic:train:4:64"\n[model]\ntrainable = "decoder+prompt"\n'
+        "[optim]\nlr = 1\nbetas = [0.9, 0.95]\nmilestones = [10, 20]\n[loop]\nmax_steps = 5\n"
+    )
+    config = load_config(toml)
+    assert config.model.trainable == "decoder+prompt"
+    assert config.optim.betas == (0.9, 0.95) and config.optim.milestones == (10, 20)
+    assert config.loop.max_steps == 5 and config.loop.iterations == 11
+    as_json = tmp_path / "c.json"
+    as_json.write_text(json.dumps(config.to_dict()))
+    assert load_config(as_json) == config
+
+
+def test_cli_train(tmp_path, capsys):
+    config = make_config(tmp_path / "out", 2, data={"train": SPEC})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["train", "--config", str(path)]) == 0
+    assert (tmp_path / "out" / "model.pth").is_file()
+    assert (tmp_path / "out" / "last.pt").is_file()
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
