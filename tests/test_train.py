@@ -15,6 +15,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
+from reference_models import build_reference
 from segany import build_sam
 from segany.cli.main import main
 from segany.data.spec import open_dataset
@@ -71,6 +72,9 @@ def test_loss_falls_and_weights_round_trip(tmp_path, scenes):
         for key, value in model.state_dict().items():
             assert torch.equal(value, saved[key]), key
     assert load_file(tmp_path / "model.safetensors").keys() == saved.keys()
+    # The reference implementation built at test_tiny's sizes takes the file unchanged.
+    reference = build_reference("test_tiny")
+    reference.load_state_dict(saved, strict=True)
 
 
 def test_frozen_encoder_is_unchanged(tmp_path, scenes):

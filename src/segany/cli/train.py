@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,5 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     path = Trainer(config).fit()
-    print(f"weights: {path}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per process
+        print(f"weights: {path}", file=sys.stderr)
     return 0

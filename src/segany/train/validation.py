@@ -1,30 +1,25 @@
 """Periodic validation during training: 1-point mIoU, the point being each mask's interior
-pixel farthest from its border, the prediction the most confident of the 3 output masks (as
-interactive-segmentation papers and SAM's evaluation do)."""
+pixel farthest from its border (`segany.evaluation.metrics.interior_point`, as `segany eval`),
+the prediction the most confident of the 3 output masks. Computed in the model's input frame on
+a batch of masks per image, so it is cheap enough to run often."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from segany.data.sample import Sample
+from segany.evaluation.metrics import interior_point
 from segany.modeling.sam import Sam
 from segany.train.batches import prepare
 
 
 def interior_points(masks: torch.Tensor) -> torch.Tensor:
     """(M, H, W) bool, none empty -> (M, 2) float32 xy of each mask's pixel farthest from
-    the mask's border (the first such pixel in row-major order on ties)."""
-    points = []
-    for mask in masks.cpu().numpy():
-        # Pad so that the image edge counts as border too.
-        distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-        y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
-        points.append((x, y))
+    the mask's border."""
+    points = [interior_point(mask) for mask in masks.cpu().numpy()]
     return torch.tensor(points, dtype=torch.float32, device=masks.device)
 
 
