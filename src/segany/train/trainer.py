@@ -86,6 +86,7 @@ class Trainer:
         self.val_data = val_data if val_data is not None else _open(config.data.val)
         self.out = Path(config.loop.output_dir)
         self.history: list[dict[str, Any]] = []
+        self.embedding_cache: EmbeddingCache | None = None  # set by fit() if the encoder is frozen
 
     def fit(self) -> Path:
         """Train to `loop.max_steps` (resuming from OUT/last.pt if present) and write the final
@@ -130,6 +131,7 @@ class Trainer:
 
         frozen_encoder = cfg.model.trainable != "all"
         cache = EmbeddingCache(cfg.model.embedding_cache) if frozen_encoder else None
+        self.embedding_cache = cache
         iterations = (loop.point_iterations, loop.mask_only_iterations)
         runner: torch.nn.Module = TrainStep(model, iterations, cache)
         if world.distributed:
