@@ -107,9 +107,13 @@ def test_resume_equals_straight_run(tmp_path, scenes):
     straight = weights(Trainer(make_config(tmp_path / "a", 6), scenes).fit())
     first = make_config(tmp_path / "b", 3, loop={"checkpoint_every": 3})
     Trainer(first, scenes).fit()
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as log:  # as if killed after step 4
+        log.write(json.dumps({"step": 4, "loss": 0.0}) + "\n")
     resumed = Trainer(make_config(tmp_path / "b", 6, loop={"checkpoint_every": 3}), scenes)
     result = weights(resumed.fit())
     assert [r["step"] for r in resumed.history] == [4, 5, 6]
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     for key, value in straight.items():
         torch.testing.assert_close(result[key], value, atol=1e-6, rtol=0)
 

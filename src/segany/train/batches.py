@@ -7,6 +7,7 @@ images, and every image's random choices come from its own generator seeded by i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,11 +52,14 @@ class Prepared:
     input_size: tuple[int, int]
 
 
-def prepare(sample: Sample, model: torch.nn.Module, max_masks: int = 0) -> Prepared:
+def prepare(
+    sample: Sample, model: torch.nn.Module, indices: Sequence[int] | None = None
+) -> Prepared:
     """Resize `sample` to the model's input frame (longest side S, padded to S x S).
 
-    `max_masks` > 0 keeps the first `max_masks` non-empty masks (all otherwise). Masks that
-    vanish when resized are dropped; `DataError` if none is left.
+    Only the masks at `indices` (all if None) are decoded and resized, so a sample with
+    hundreds of encoded masks costs only the few drawn. Masks empty at the input size are
+    dropped; `DataError` if none is left.
     """
     size = model.image_size
     h, w = sample.image.shape[:2]
@@ -64,16 +68,16 @@ def prepare(sample: Sample, model: torch.nn.Module, max_masks: int = 0) -> Prepa
     pixels = torch.from_numpy(resized).permute(2, 0, 1).float()[None]  # (1, 3, h', w')
     image = model.preprocess(pixels.to(model.device))[0]
 
-    masks = sample.masks.to_numpy()
-    keep = np.flatnonzero(masks.reshape(len(masks), -1).any(axis=1))
-    masks = torch.from_numpy(np.ascontiguousarray(masks[keep])).to(model.device)
+    chosen = range(len(sample.masks)) if indices is None else indices
+    masks = torch.from_numpy(np.ascontiguousarray(sample.masks.take(chosen))).to(model.device)
     if preprocess_shape(h, w, size) != (h, w):
         masks = F.interpolate(masks[:, None].float(), size=input_size, mode="nearest")[:, 0] > 0
     masks = masks[masks.flatten(1).any(dim=1)]
-    if max_masks > 0:
-        masks = masks[:max_masks]
     if len(masks) == 0:
-        raise DataError(f"sample {sample.name!r} has no non-empty mask at the model's input size")
+        raise DataError(
+            f"sample {sample.name!r} has no non-empty mask among those drawn at the model's "
+            "input size; drop images without masks (or with only tiny ones) from the dataset"
+        )
     padded = torch.zeros((len(masks), size, size), dtype=torch.bool, device=masks.device)
     padded[:, : input_size[0], : input_size[1]] = masks
     return Prepared(image=image, masks=padded, input_size=tuple(input_size))

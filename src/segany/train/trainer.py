@@ -126,6 +126,8 @@ class Trainer:
             scheduler.load_state_dict(resumed["scheduler"])
             state.set_rng_state(resumed["rng"])
             start = int(resumed["step"])
+            if world.is_main:
+                _truncate_log(self.out / METRICS, start)
         elif world.is_main:
             (self.out / METRICS).write_text("")
 
@@ -186,10 +188,10 @@ class Trainer:
         if world.is_main:
             if start < loop.max_steps:
                 self._save_last(model, optimizer, scheduler, loop.max_steps)
-            pth, _ = state.save_weights(self.out, model.state_dict())
+            state.save_weights(self.out, model.state_dict())
         if world.distributed:
-            torch.distributed.barrier()
-        return self.out / "model.pth" if not world.is_main else pth
+            torch.distributed.barrier()  # no process returns before the weights are written
+        return self.out / "model.pth"
 
     def _micro_batch(
         self, model: Sam, index: int, world: distributed.World
@@ -201,8 +203,10 @@ class Trainer:
         images, masks, generators = [], [], []
         for offset, key in enumerate(keys):
             generator = item_generator(self.config.loop.seed, first + offset, model.device)
-            item = prepare(self.train_data[key], model)
-            masks.append(_choose(item.masks, self.config.optim.masks_per_image, generator))
+            sample = self.train_data[key]
+            drawn = _draw(len(sample.masks), self.config.optim.masks_per_image, generator)
+            item = prepare(sample, model, drawn)
+            masks.append(item.masks)
             images.append(item.image)
             generators.append(generator)
         return torch.stack(images), masks, keys, generators
@@ -235,14 +239,26 @@ class Trainer:
         )
 
 
-def _choose(masks: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` of the (M, S, S) masks: distinct if M >= count, else drawn with replacement."""
-    m = len(masks)
-    if m >= count:
-        picked = torch.randperm(m, generator=generator, device=generator.device)[:count]
+def _draw(available: int, count: int, generator: torch.Generator) -> list[int]:
+    """`count` mask indices of `available`: distinct if there are enough, else with repeats."""
+    if available < count:
+        picked = torch.randint(available, (count,), generator=generator, device=generator.device)
     else:
-        picked = torch.randint(m, (count,), generator=generator, device=generator.device)
-    return masks[picked]
+        picked = torch.randperm(available, generator=generator, device=generator.device)[:count]
+    return picked.tolist()
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop records after `step` (logged by a run killed before its next checkpoint), so the
+    resumed run's records follow on without duplicates."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _open(spec: str) -> Sequence[Sample] | None:

@@ -33,7 +33,9 @@ def one_point_miou(
     ious = []
     pe = model.prompt_encoder.get_dense_pe()
     for index in range(count):
-        item = prepare(samples[index], model, max_masks)
+        sample = samples[index]
+        count = len(sample.masks) if max_masks <= 0 else min(max_masks, len(sample.masks))
+        item = prepare(sample, model, range(count))
         embedding = model.image_encoder(item.image[None])
         points = interior_points(item.masks)[:, None]  # (M, 1, 2)
         labels = torch.ones(points.shape[:2], dtype=torch.int64, device=points.device)
