@@ -19,7 +19,7 @@ from reference_models import build_reference
 from segany import build_sam
 from segany.cli.main import main
 from segany.data.spec import open_dataset
-from segany.errors import ConfigError
+from segany.errors import CheckpointError, ConfigError
 from segany.train.config import (
     LoopConfig,
     ModelConfig,
@@ -126,6 +126,13 @@ def test_grad_accum_equals_larger_batch(tmp_path, scenes):
     accumulated = weights(Trainer(config, scenes).fit())
     for key, value in whole.items():
         torch.testing.assert_close(accumulated[key], value, atol=1e-4, rtol=0)
+
+
+def test_resume_with_another_setting_is_refused(tmp_path, scenes):
+    Trainer(make_config(tmp_path, 1), scenes).fit()
+    other = make_config(tmp_path, 2, model={"trainable": "decoder"})
+    with pytest.raises(CheckpointError, match="does not fit"):
+        Trainer(other, scenes).fit()
 
 
 def _free_port() -> int:

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from segany.data.sample import Sample
-from segany.errors import ConfigError
+from segany.errors import CheckpointError, ConfigError
 from segany.modeling.sam import Sam
 from segany.registry import build_sam
 from segany.train import distributed, state
@@ -121,11 +121,17 @@ class Trainer:
         start = 0
         resumed = state.load_last(self.out, device)
         if resumed is not None:
-            model.load_state_dict(resumed["model"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            scheduler.load_state_dict(resumed["scheduler"])
-            state.set_rng_state(resumed["rng"])
-            start = int(resumed["step"])
+            try:
+                model.load_state_dict(resumed["model"])
+                optimizer.load_state_dict(resumed["optimizer"])
+                scheduler.load_state_dict(resumed["scheduler"])
+                state.set_rng_state(resumed["rng"])
+                start = int(resumed["step"])
+            except (KeyError, RuntimeError, ValueError) as e:
+                raise CheckpointError(
+                    f"{self.out / state.LAST} does not fit this config (another model or "
+                    f"trainable setting?): {e}; use another loop.output_dir or remove the file"
+                ) from None
             if world.is_main:
                 _truncate_log(self.out / METRICS, start)
         elif world.is_main:
