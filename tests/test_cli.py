@@ -289,7 +289,7 @@ ERROR_CASES = {
         "unknown model 'vit_z'",
     ),
     "vit_b not downloaded": (
-        lambda t, i, o: ["predict", i, "--point", "1,1", "--out", o],
+        lambda t, i, o: ["predict", i, "--model", "vit_b", "--point", "1,1", "--out", o],
         "segany download vit_b",
     ),
     "test_tiny without weights": (

@@ -11,7 +11,7 @@ import torch
 from reference_models import randomise
 from segany.checkpoints import load_checkpoint_into
 from segany.modeling.build import build_model
-from segany.modeling.config import DecoderConfig, TinyViTConfig, ViTConfig
+from segany.modeling.config import ConvEncoderConfig, DecoderConfig, TinyViTConfig, ViTConfig
 from segany.registry import ModelSpec, get_spec, list_models
 
 # Parameters that exist only so official checkpoints load unchanged and that SAM never uses:
@@ -42,6 +42,10 @@ def small_spec(name: str) -> ModelSpec:
             out_chans=32,
             window_size=3,
             global_attn_indexes=(1,),
+        )
+    elif isinstance(enc, ConvEncoderConfig):
+        small = dataclasses.replace(
+            enc, img_size=64, dims=(8, 16), depths=(1, 2), num_heads=2, out_chans=32
         )
     else:
         assert isinstance(enc, TinyViTConfig)
@@ -151,7 +155,7 @@ def test_full_size_parameter_counts(name):
 
 
 def test_registry_lists_every_variant():
-    assert {"vit_h", "vit_l", "vit_b", "vit_t", "test_tiny"} <= set(list_models())
+    assert {"vit_h", "vit_l", "vit_b", "vit_t", "segany-tiny", "test_tiny"} <= set(list_models())
     for name in ("vit_h", "vit_l", "vit_b", "vit_t"):
         spec = get_spec(name)
         assert spec.checkpoint_name and spec.url and spec.sha256 and len(spec.sha256) == 64

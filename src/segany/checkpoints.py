@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from segany.errors import CheckpointError
-from segany.modeling.config import TinyViTConfig, ViTConfig
+from segany.modeling.config import ConvEncoderConfig, TinyViTConfig, ViTConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -162,6 +162,15 @@ def _fingerprint_of_spec(spec: ModelSpec) -> dict[str, object]:
             "neck": (enc.out_chans, enc.embed_dims[-1]),
             **common,
         }
+    if isinstance(enc, ConvEncoderConfig):
+        return {
+            "encoder": "conv",
+            "width": enc.dims[0],
+            "depth": tuple(enc.depths),
+            "grid": enc.embedding_size,
+            "neck": (enc.out_chans, enc.dims[-1]),
+            **common,
+        }
     # An encoder kind this module does not know yet: it can never be recognised, only named.
     return {"encoder": type(enc).__name__}
 
@@ -178,6 +187,16 @@ def _fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, obje
         pos = sd.get("image_encoder.pos_embed")  # (1, grid, grid, C)
         if pos is not None and pos.dim() == 4:
             facts["grid"] = pos.shape[1]
+    elif "image_encoder.stem.1.0.weight" in sd:  # segany's ConvEncoder
+        stem = sd["image_encoder.stem.1.0.weight"]  # (C1, C1/2, 3, 3)
+        facts.update(encoder="conv", width=stem.shape[0])
+        facts["depth"] = (
+            _count_indices(sd, "image_encoder.stage1."),
+            _count_indices(sd, "image_encoder.stage2."),
+        )
+        pos = sd.get("image_encoder.pos_embed")  # (1, C2, grid, grid)
+        if pos is not None and pos.dim() == 4:
+            facts["grid"] = pos.shape[-1]
     elif tiny_stem is not None or "image_encoder.patch_embed.seq.0.c.weight" in sd:
         facts["encoder"] = "tiny_vit"
         if tiny_stem is not None:

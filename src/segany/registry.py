@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from segany.errors import ModelNotFoundError
-from segany.modeling.config import DecoderConfig, TinyViTConfig, ViTConfig
+from segany.modeling.config import ConvEncoderConfig, DecoderConfig, TinyViTConfig, ViTConfig
 
 if TYPE_CHECKING:
     from segany.modeling.sam import Sam
@@ -24,7 +24,7 @@ class ModelSpec:
     """Everything needed to build one model variant and find its official weights."""
 
     name: str
-    encoder: ViTConfig | TinyViTConfig
+    encoder: ViTConfig | TinyViTConfig | ConvEncoderConfig
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     pixel_mean: tuple[float, float, float] = SAM_PIXEL_MEAN
     pixel_std: tuple[float, float, float] = SAM_PIXEL_STD
@@ -34,6 +34,7 @@ class ModelSpec:
     size_bytes: int | None = None
     licence: str = "Apache-2.0"
     description: str = ""
+    bundled: str | None = None  # weights file shipped in segany/weights/, loaded by default
 
     @property
     def image_size(self) -> int:
@@ -42,6 +43,13 @@ class ModelSpec:
     @property
     def embedding_size(self) -> int:
         return self.encoder.embedding_size
+
+    @property
+    def bundled_path(self) -> Path | None:
+        """The shipped weights file of a model whose weights come with segany, else None."""
+        if self.bundled is None:
+            return None
+        return Path(__file__).parent / "weights" / self.bundled
 
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -106,6 +114,20 @@ register(
         description="MobileSAM TinyViT-5M encoder with SAM's decoder (Zhang et al., 2023)",
     )
 )
+# segany's own model, trained by `segany train` on synthetic scenes; its weights ship in the
+# package (see `bundled`), so it works without a download.
+register(
+    ModelSpec(
+        name="segany-tiny",
+        encoder=ConvEncoderConfig(),
+        decoder=DecoderConfig(
+            transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
+        ),
+        bundled="segany_tiny.safetensors",
+        licence="Apache-2.0 (trained by segany on its synthetic scenes)",
+        description="segany's built-in model: small conv encoder + SAM decoder, 256 px input",
+    )
+)
 # A tiny variant of the same architecture for fast tests: 256 px input, 16x16 embedding.
 register(
     ModelSpec(
@@ -126,7 +148,7 @@ register(
     )
 )
 
-DEFAULT_MODEL = "vit_b"
+DEFAULT_MODEL = "segany-tiny"
 
 
 def list_models() -> list[str]:
@@ -147,15 +169,19 @@ def build_sam(
     name: str = DEFAULT_MODEL,
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
+    pretrained: bool = True,
 ) -> Sam:
     """Build model `name`, load `checkpoint` (official .pth/.pt or .safetensors) if given.
 
-    The model is returned in eval mode on `device`. Without a checkpoint the weights are
-    random (seeded by the caller through `torch.manual_seed`).
+    The model is returned in eval mode on `device`. Without a checkpoint, a model whose
+    weights ship with segany (`segany-tiny`) loads them unless `pretrained` is False; other
+    models' weights are random (seeded by the caller through `torch.manual_seed`).
     """
     from segany.modeling.build import build_model
 
     spec = get_spec(name)
+    if checkpoint is None and pretrained and spec.bundled_path is not None:
+        checkpoint = spec.bundled_path
     model = build_model(spec)
     if checkpoint is not None:
         from segany.checkpoints import load_checkpoint_into

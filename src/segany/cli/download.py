@@ -36,6 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = get_spec(args.name)
+    if spec.bundled_path is not None and spec.url is None:
+        if not args.quiet:
+            print(f"{spec.name} ships with segany: nothing to download", file=sys.stderr)
+        print(spec.bundled_path)
+        return 0
     if not args.quiet and spec.url and spec.checkpoint_name:
         target = (
             args.dest.expanduser() / spec.checkpoint_name

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is None:
         warn_random_weights(spec)
         torch.manual_seed(0)  # the same random model, so the same numbers, every run
-    predictor = SamPredictor(build_sam(spec.name, checkpoint, device))
+    predictor = SamPredictor(build_sam(spec.name, checkpoint, device, pretrained=False))
     summary = Evaluator(predictor, config).evaluate(
         dataset, max_masks=args.max_masks, progress=not args.quiet
     )

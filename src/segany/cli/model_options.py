@@ -29,14 +29,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         type=Path,
         metavar="PATH",
-        help="weights file (.pth/.pt/.safetensors); default: the model's downloaded official "
-        "checkpoint (`segany download NAME`)",
+        help="weights file (.pth/.pt/.safetensors); default: the weights shipped with segany "
+        "(segany-tiny) or the model's downloaded official checkpoint (`segany download NAME`)",
     )
     parser.add_argument(
         "--random-weights",
         action="store_true",
-        help="run a model without official weights (test_tiny) untrained: meaningless masks, "
-        "for tests and demos",
+        help="run a model without official weights (segany-tiny, test_tiny) untrained: "
+        "meaningless masks, for tests and demos",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
 
@@ -62,8 +62,9 @@ def resolve_checkpoint(
 ) -> Path | None:
     """The weights file to load for `spec`, or None for random weights.
 
-    Order: --checkpoint, else the downloaded official file; --random-weights only for models
-    that have no official weights (a random SAM is never what a user of vit_b wants).
+    Order: --checkpoint, else the weights shipped with segany, else the downloaded official
+    file; --random-weights only for models that have no official weights (a random SAM is
+    never what a user of vit_b wants).
     """
     untrained = [n for n in list_models() if get_spec(n).url is None]
     if random_weights:
@@ -78,6 +79,13 @@ def resolve_checkpoint(
         return None
     if checkpoint is not None:
         return checkpoint.expanduser()  # build_sam explains a missing or unfit file
+    if spec.bundled_path is not None:
+        if not spec.bundled_path.is_file():
+            raise CheckpointError(
+                f"the weights of {spec.name} that ship with segany are missing "
+                f"({spec.bundled_path}); reinstall segany, or pass --checkpoint PATH"
+            )
+        return spec.bundled_path
     if spec.url is None:
         raise CheckpointError(
             f"model {spec.name} has no official weights: pass --checkpoint PATH, or "

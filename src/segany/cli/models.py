@@ -26,14 +26,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def describe(spec: ModelSpec) -> dict[str, Any]:
     """One model as a JSON-ready dict; `cached` says whether its official file is downloaded."""
     downloadable = spec.url is not None
-    path = checkpoint_path(spec) if downloadable else None
+    path = checkpoint_path(spec) if downloadable else spec.bundled_path
+    size = spec.size_bytes
+    if spec.bundled_path is not None and spec.bundled_path.is_file():
+        size = spec.bundled_path.stat().st_size
     return {
         "name": spec.name,
         "default": spec.name == DEFAULT_MODEL,
         "image_size": spec.image_size,
-        "checkpoint": spec.checkpoint_name,
-        "size_bytes": spec.size_bytes,
+        "checkpoint": spec.checkpoint_name or spec.bundled,
+        "size_bytes": size,
         "url": spec.url,
+        "bundled": spec.bundled is not None,
         "cached": bool(path is not None and path.is_file()),
         "path": str(path) if path is not None else None,
         "licence": spec.licence,
@@ -54,6 +58,8 @@ def _human_size(n_bytes: int | None) -> str:
 
 def _row(model: dict[str, Any]) -> tuple[str, ...]:
     cached = ("yes" if model["cached"] else "no") if model["url"] else "-"
+    if model["bundled"]:
+        cached = "bundled"
     description = model["description"] + (" [default]" if model["default"] else "")
     return (
         model["name"],

@@ -151,7 +151,7 @@ def segment(
 
     if checkpoint is None:
         torch.manual_seed(0)
-    predictor = SamPredictor(build_sam(spec.name, checkpoint, device))
+    predictor = SamPredictor(build_sam(spec.name, checkpoint, device, pretrained=False))
     predictor.set_image(image)
     masks, scores, _ = predictor.predict(coords, labels, box, multimask_output=not single)
     return masks, scores

@@ -36,7 +36,7 @@ class ModelSource:
 
         if self.checkpoint is None:
             torch.manual_seed(self.seed)  # every actor and every rerun: the same weights
-        return build_sam(self.name, self.checkpoint, self.device)
+        return build_sam(self.name, self.checkpoint, self.device, pretrained=False)
 
 
 @dataclass(frozen=True)

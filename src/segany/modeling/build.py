@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from segany.modeling.config import TinyViTConfig, ViTConfig
+from segany.modeling.config import ConvEncoderConfig, TinyViTConfig, ViTConfig
 from segany.modeling.mask_decoder import MaskDecoder
 from segany.modeling.prompt_encoder import PromptEncoder
 from segany.modeling.sam import Sam
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from segany.registry import ModelSpec
 
 
-def build_image_encoder(config: ViTConfig | TinyViTConfig) -> nn.Module:
+def build_image_encoder(config: ViTConfig | TinyViTConfig | ConvEncoderConfig) -> nn.Module:
     if isinstance(config, ViTConfig):
         from segany.modeling.vit import ImageEncoderViT
 
@@ -25,6 +25,10 @@ def build_image_encoder(config: ViTConfig | TinyViTConfig) -> nn.Module:
         from segany.modeling.tiny_vit import TinyViT
 
         return TinyViT(config)
+    if isinstance(config, ConvEncoderConfig):
+        from segany.modeling.conv_encoder import ConvEncoder
+
+        return ConvEncoder(config)
     raise TypeError(f"no image encoder for config type {type(config).__name__}")
 
 

@@ -59,6 +59,36 @@ class TinyViTConfig:
 
 
 @dataclass(frozen=True)
+class ConvEncoderConfig:
+    """segany's small convolutional encoder (see `segany.modeling.conv_encoder`).
+
+    Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // 8, img_size // 8)
+    embedding. dims: channels at stride 4 and 8; depths: residual blocks at each; dilations:
+    cycled over the stride-8 blocks; global_blocks: global-attention blocks at the end.
+    """
+
+    img_size: int = 256
+    dims: tuple[int, int] = (64, 128)
+    depths: tuple[int, int] = (2, 4)
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    global_blocks: int = 1
+    num_heads: int = 4
+    mlp_ratio: float = 2.0
+    out_chans: int = 128
+    stride: int = 8
+
+    def __post_init__(self) -> None:
+        if self.img_size % self.stride or self.stride != 8:
+            raise ValueError(f"ConvEncoderConfig: img_size {self.img_size} must be a multiple of 8")
+        if self.dims[1] % self.num_heads:
+            raise ValueError(f"ConvEncoderConfig: dims[1] {self.dims[1]} not divisible by heads")
+
+    @property
+    def embedding_size(self) -> int:
+        return self.img_size // self.stride
+
+
+@dataclass(frozen=True)
 class DecoderConfig:
     """Prompt encoder + two-way-transformer mask decoder sizes (shared by all SAM variants)."""
 

@@ -1,10 +1,14 @@
-"""One image's interactive episodes: SAM's simulated clicks (paper App. A) on M masks at once.
+"""The interactive episodes of a micro-batch: SAM's simulated clicks (paper App. A) on every
+drawn mask of every image at once.
 
 Follows the contract in `segany.train.prompts`: a first point or noisy box with 3 output
 masks (loss on the best), then error-region points with the carried low-resolution logits as
-mask input (1 output mask), and mask-only steps. The image embedding is computed once by the
-caller and shared by every mask and every step; only the cheap prompt encoder and decoder run
-per step.
+mask input (1 output mask), and mask-only steps. Each image's embedding is computed once by the
+caller and shared by its masks' steps; only the cheap prompt encoder and decoder run per step,
+and they run once per step for all images' masks together (a call per image made training
+several times slower on a CPU: thousands of small kernels). Every random choice about image i's
+masks comes from image i's own generator, so a micro-batch split over processes draws the same
+prompts as one process.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ LOSS_PARTS = ("total", "focal", "dice", "iou_mse")
 
 def decode(
     model: Sam,
-    embedding: torch.Tensor,
+    embeddings: torch.Tensor,
     prompts: PromptBatch,
     mask_input: torch.Tensor | None,
     multimask: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode B prompts on one image embedding (1, C, h, w).
+    """Decode B prompts, item b on image embedding `embeddings[b]` ((B, C, h, w), or (1, C, h,
+    w) shared by all).
 
     Items with a box must come before items without (they are decoded in two calls, as the
     prompt encoder puts a box on all items of a call or on none).
@@ -41,6 +46,7 @@ def decode(
         points, boxes = prompts.take(group).encoder_inputs()
         masks = None if mask_input is None else mask_input[group]
         sparse, dense = model.prompt_encoder(points, boxes, masks)
+        embedding = embeddings if len(embeddings) == 1 else embeddings[group]
         low_res, iou = model.mask_decoder.predict_masks(embedding, pe, sparse, dense)
         outputs = slice(1, None) if multimask else slice(0, 1)
         logits.append(low_res[:, outputs])
@@ -50,42 +56,64 @@ def decode(
 
 def episode_loss(
     model: Sam,
-    embedding: torch.Tensor,
-    masks: torch.Tensor,
+    embeddings: torch.Tensor,
+    masks: list[torch.Tensor],
     iterations: tuple[int, int],
-    generator: torch.Generator,
+    generators: list[torch.Generator],
+    schedule_generator: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    """Mean loss over the steps of the interactive episodes of `masks` on one image.
+    """Mean loss over the steps of the interactive episodes of every mask of every image.
 
     Args:
-        embedding: (1, C, h, w) the image's embedding.
-        masks: (M, S, S) bool ground truths in the input frame, none empty.
+        embeddings: (B, C, h, w) the images' embeddings.
+        masks: B tensors (M_i, S, S) bool, image i's ground truths in the input frame, none
+            empty.
         iterations: (point steps, mask-only steps), e.g. (8, 2) for the paper's 11 steps.
-        generator: the source of every random choice (on the masks' device).
+        generators: B generators (on the masks' device), image i's random choices.
+        schedule_generator: (CPU) draws where the mask-only steps fall, the same for all items.
     Returns:
-        "total" (with gradient), "focal", "dice", "iou_mse" scalars, averaged over the steps.
+        "total" (with gradient), "focal", "dice", "iou_mse" scalars: each image weighs 1 / B and
+        its masks share that equally; averaged over the steps.
     """
-    # The schedule draws on the CPU; seed a CPU generator from the item's own.
-    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-    schedule = iterative_schedule(*iterations, torch.Generator().manual_seed(seed))
-    prompts = first_prompts(masks, generator)
+    schedule = iterative_schedule(*iterations, schedule_generator)
+    first = [first_prompts(gt, g) for gt, g in zip(masks, generators, strict=True)]
+    owner = torch.cat([torch.full((len(gt),), i) for i, gt in enumerate(masks)])  # (M,)
+    prompts = PromptBatch.concat(first)
+    ground_truth = torch.cat(masks)  # (M, S, S)
     # Boxes first, so the two decoder calls of every step take contiguous slices.
-    order = torch.argsort((~prompts.has_box).to(torch.int8), stable=True)
-    prompts, masks = prompts.take(order), masks[order]
+    order = torch.argsort((~prompts.has_box).to(torch.int8), stable=True).to(owner.device)
+    prompts, ground_truth, owner = prompts.take(order), ground_truth[order], owner[order]
+    rows = [torch.nonzero(owner == i).flatten().to(ground_truth.device) for i in range(len(masks))]
+    weights = torch.cat([torch.full((len(gt),), 1.0 / (len(gt) * len(masks))) for gt in masks])
+    weights = weights[order].to(ground_truth.device)  # (M,)
+    # Each mask's image embedding, by a one-hot matmul rather than indexing: the backward of
+    # an index with repeats accumulates in a thread-dependent order, which would make a
+    # resumed run drift from a straight one; a matmul's gradient is reproducible.
+    select = F.one_hot(owner.to(embeddings.device), len(masks)).to(embeddings)  # (M, B)
+    per_mask_embeddings = (select @ embeddings.flatten(1)).view(-1, *embeddings.shape[1:])
     low_h, low_w = model.prompt_encoder.mask_input_size
-    targets = low_res_targets(masks, (low_h, low_w))  # (M, 4h, 4w)
-    size = masks.shape[-2:]
+    targets = low_res_targets(ground_truth, (low_h, low_w))  # (M, 4h, 4w)
+    size = ground_truth.shape[-2:]
 
-    totals = {part: torch.zeros((), device=masks.device) for part in LOSS_PARTS}
+    totals = {part: torch.zeros((), device=ground_truth.device) for part in LOSS_PARTS}
     carried: torch.Tensor | None = None  # (M, 1, 4h, 4w) logits, no gradient
     for step in schedule:
         if step.new_point:
             assert carried is not None
             upsampled = F.interpolate(carried, size=size, mode="bilinear", align_corners=False)
-            points, labels = error_region_points(upsampled[:, 0] > 0, masks, generator)
+            predicted = upsampled[:, 0] > 0  # (M, S, S)
+            points = torch.empty((len(owner), 2), device=ground_truth.device)
+            labels = torch.empty(len(owner), dtype=torch.int64, device=ground_truth.device)
+            for i, generator in enumerate(generators):
+                mine = rows[i]
+                points[mine], labels[mine] = error_region_points(
+                    predicted[mine], ground_truth[mine], generator
+                )
             prompts = prompts.add_points(points, labels)
-        logits, iou_pred = decode(model, embedding, prompts, carried, step.multimask)
-        losses = sam_loss(logits.float(), iou_pred.float(), targets, multimask=step.multimask)
+        logits, iou_pred = decode(model, per_mask_embeddings, prompts, carried, step.multimask)
+        losses = sam_loss(
+            logits.float(), iou_pred.float(), targets, multimask=step.multimask, weights=weights
+        )
         for part in LOSS_PARTS:
             totals[part] = totals[part] + losses[part]
         if step.multimask:  # carry the mask of highest predicted IoU, as at inference

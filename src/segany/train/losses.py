@@ -94,6 +94,7 @@ def sam_loss(
     targets: torch.Tensor,
     multimask: bool,
     iou_on_all: bool = True,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """SAM's loss for a batch of predictions.
 
@@ -103,10 +104,11 @@ def sam_loss(
         targets: (B, H, W) ground-truth masks (bool or {0, 1} float) at the logits' resolution.
         multimask: pick the best of the K masks for the mask loss; if False, K must be 1.
         iou_on_all: regress all K predicted IoUs (default), else only the chosen mask's.
+        weights: (B,) weight of each item in the batch's averages (default 1 / B each: means).
     Returns:
-        dict of scalars "total", "focal", "dice", "iou_mse" (means over the batch, focal
-        unweighted), and "best" (B,) int64, the mask the loss was taken on, and "iou" (B, K),
-        the masks' actual IoUs.
+        dict of scalars "total", "focal", "dice", "iou_mse" (weighted averages over the batch,
+        focal unweighted by its 20), and "best" (B,) int64, the mask the loss was taken on,
+        and "iou" (B, K), the masks' actual IoUs.
     """
     if mask_logits.ndim != 4 or iou_pred.shape != mask_logits.shape[:2]:
         raise ValueError(
@@ -122,15 +124,16 @@ def sam_loss(
     best = per_mask.detach().argmin(dim=1)  # (B,)
     rows = torch.arange(len(best), device=best.device)
     actual_iou = iou_of(mask_logits, targets)  # (B, K)
-    if iou_on_all:
-        iou_mse = F.mse_loss(iou_pred, actual_iou.to(iou_pred.dtype))
-    else:
-        iou_mse = F.mse_loss(iou_pred[rows, best], actual_iou[rows, best].to(iou_pred.dtype))
-    chosen = per_mask[rows, best].mean()
+    if weights is None:
+        weights = torch.full((len(best),), 1.0 / max(len(best), 1), device=best.device)
+    weights = weights.to(per_mask.dtype)
+    squared = (iou_pred - actual_iou.to(iou_pred.dtype)).pow(2)  # (B, K)
+    iou_mse = (squared.mean(dim=1) if iou_on_all else squared[rows, best]) @ weights
+    chosen = per_mask[rows, best] @ weights
     return {
         "total": chosen + iou_mse,
-        "focal": focal[rows, best].mean(),
-        "dice": dice[rows, best].mean(),
+        "focal": focal[rows, best] @ weights,
+        "dice": dice[rows, best] @ weights,
         "iou_mse": iou_mse,
         "best": best,
         "iou": actual_iou,

@@ -151,6 +151,16 @@ class PromptBatch:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    @classmethod
+    def concat(cls, batches: list[PromptBatch]) -> PromptBatch:
+        """The items of `batches` in order (all with the same number of points N)."""
+        return cls(
+            points=torch.cat([b.points for b in batches]),
+            labels=torch.cat([b.labels for b in batches]),
+            boxes=torch.cat([b.boxes for b in batches]),
+            has_box=torch.cat([b.has_box for b in batches]),
+        )
+
     def add_points(self, points: torch.Tensor, labels: torch.Tensor) -> PromptBatch:
         """Append one point per item: points (B, 2), labels (B,) (-1 for none) -> N + 1."""
         return PromptBatch(

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from segany.modeling.sam import Sam
-from segany.train.episode import LOSS_PARTS, episode_loss
+from segany.train.episode import episode_loss
 
 
 class EmbeddingCache:
@@ -44,7 +44,8 @@ class EmbeddingCache:
 
 
 class TrainStep(nn.Module):
-    """forward(images, masks, keys, generators) -> the micro-batch's mean loss parts.
+    """forward(images, masks, keys, generators, schedule_seed) -> the micro-batch's mean loss
+    parts.
 
     Args:
         model: the Sam being trained (its frozen parts have requires_grad False).
@@ -81,13 +82,13 @@ class TrainStep(nn.Module):
         masks: list[torch.Tensor],
         keys: list[int],
         generators: list[torch.Generator],
+        schedule_seed: int,
     ) -> dict[str, torch.Tensor]:
         """images (B, 3, S, S); masks[i] (M_i, S, S) bool input-frame ground truths of image i;
-        keys: dataset indices (the cache's keys); one generator per image."""
+        keys: dataset indices (the cache's keys); one generator per image; schedule_seed: the
+        seed of the episodes' step schedule (the same in every process of a micro-batch)."""
         embeddings = self.embed(images, keys)
-        totals = {part: torch.zeros((), device=images.device) for part in LOSS_PARTS}
-        for i, (gt, generator) in enumerate(zip(masks, generators, strict=True)):
-            losses = episode_loss(self.model, embeddings[i : i + 1], gt, self.iterations, generator)
-            for part in LOSS_PARTS:
-                totals[part] = totals[part] + losses[part]
-        return {part: value / len(masks) for part, value in totals.items()}
+        schedule_generator = torch.Generator().manual_seed(schedule_seed)
+        return episode_loss(
+            self.model, embeddings, masks, self.iterations, generators, schedule_generator
+        )

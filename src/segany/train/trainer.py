@@ -43,7 +43,7 @@ def lr_factor(step: int, warmup_steps: int, milestones: Sequence[int], gamma: fl
 
 def set_trainable(model: Sam, trainable: str) -> None:
     """Freeze all of `model` but the parts `trainable` names ("all", "decoder",
-    "decoder+prompt")."""
+    "decoder+prompt"), and put it in training mode (see `training_mode`)."""
     parts = {
         "all": (model,),
         "decoder": (model.mask_decoder,),
@@ -52,6 +52,15 @@ def set_trainable(model: Sam, trainable: str) -> None:
     model.requires_grad_(False)
     for part in parts:
         part.requires_grad_(True)
+    training_mode(model)
+
+
+def training_mode(model: Sam) -> None:
+    """model.train(), but a frozen image encoder stays in eval mode: its batch-norm statistics
+    (segany-tiny's encoder has some) must not drift while its weights are frozen."""
+    model.train()
+    if not any(p.requires_grad for p in model.image_encoder.parameters()):
+        model.image_encoder.eval()
 
 
 def resolve_device(name: str, world: distributed.World) -> torch.device:
@@ -107,7 +116,7 @@ class Trainer:
                 f"{world.size} processes"
             )
         torch.manual_seed(loop.seed)
-        model = build_sam(cfg.model.name, cfg.model.checkpoint, device).train()
+        model = build_sam(cfg.model.name, cfg.model.checkpoint, device, pretrained=False)
         set_trainable(model, cfg.model.trainable)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -201,8 +210,9 @@ class Trainer:
 
     def _micro_batch(
         self, model: Sam, index: int, world: distributed.World
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[int], list[torch.Generator]]:
-        """This process's share of micro-batch `index` of the image stream."""
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[int], list[torch.Generator], int]:
+        """This process's share of micro-batch `index` of the image stream, and the seed of
+        the micro-batch's episode schedule (the same in every process)."""
         per_rank = self.config.optim.batch_size // world.size
         first = index * self.config.optim.batch_size + world.rank * per_rank
         keys = stream_indices(self.config.loop.seed, len(self.train_data), first, per_rank)
@@ -215,7 +225,8 @@ class Trainer:
             masks.append(item.masks)
             images.append(item.image)
             generators.append(generator)
-        return torch.stack(images), masks, keys, generators
+        schedule_seed = self.config.loop.seed * 1_000_033 + index
+        return torch.stack(images), masks, keys, generators, schedule_seed
 
     def _validate(self, model: Sam) -> float:
         model.eval()
@@ -224,7 +235,7 @@ class Trainer:
             data = self.config.data
             return one_point_miou(model, self.val_data, data.val_images, data.val_masks)
         finally:
-            model.train()
+            training_mode(model)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)

@@ -29,13 +29,13 @@ def one_point_miou(
 ) -> float:
     """Mean IoU over the masks of the first `max_images` samples (all if 0), `max_masks` per
     image (all if 0), in the model's input frame, each from one interior point."""
-    count = len(samples) if max_images <= 0 else min(max_images, len(samples))
+    images = len(samples) if max_images <= 0 else min(max_images, len(samples))
     ious = []
     pe = model.prompt_encoder.get_dense_pe()
-    for index in range(count):
+    for index in range(images):
         sample = samples[index]
-        count = len(sample.masks) if max_masks <= 0 else min(max_masks, len(sample.masks))
-        item = prepare(sample, model, range(count))
+        masks = len(sample.masks) if max_masks <= 0 else min(max_masks, len(sample.masks))
+        item = prepare(sample, model, range(masks))
         embedding = model.image_encoder(item.image[None])
         points = interior_points(item.masks)[:, None]  # (M, 1, 2)
         labels = torch.ones(points.shape[:2], dtype=torch.int64, device=points.device)

@@ -1,0 +1,62 @@
+"""The built-in model's speed on this machine: image encoder and one click.
+
+    python benchmarks/bench_segany_tiny.py [--rounds 20] [--threads 2]
+
+segany-tiny has no reference implementation to compare with; the issue's goal is absolute
+(encoder <= 0.3 s per image on a 2-core CPU), so this prints medians and best times of
+`set_image` (resize, normalise, encoder) and of `predict` (1 point, 3 masks, upsampled to the
+image) on the README's 640 x 480 sample, plus the same on a 768 x 1024 image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import segany
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample.png"
+
+
+def _time(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    predictor = segany.SamPredictor(segany.build_sam("segany-tiny"))
+    sample = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    large = np.asarray(Image.fromarray(sample).resize((1024, 768)))
+    point = (np.array([[330.0, 190.0]]), np.array([1]))
+    print(f"segany-tiny, {args.threads} threads, {args.rounds} rounds")
+    for name, image in (("640x480", sample), ("1024x768", large)):
+        predictor.set_image(image)  # warm-up
+        encode = _time(lambda image=image: predictor.set_image(image), args.rounds)
+        scale = image.shape[1] / sample.shape[1]
+        coords = point[0] * scale
+        click = _time(lambda coords=coords: predictor.predict(coords, point[1]), args.rounds)
+        print(
+            f"{name:>9}: set_image median {statistics.median(encode) * 1e3:7.1f} ms "
+            f"(best {min(encode) * 1e3:.1f}); predict median "
+            f"{statistics.median(click) * 1e3:6.1f} ms (best {min(click) * 1e3:.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
