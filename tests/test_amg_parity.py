@@ -148,7 +148,7 @@ def _engineer(model):
 
     def decoder_forward(
         image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
-        multimask_output, image_side=None,
+        multimask_output, image_side=None, skip_below_iou=None,
     ):  # fmt: skip
         xy = sparse_prompt_embeddings[:, 0, :]  # (B, 2)
         x, y = xy[:, 0, None, None], xy[:, 1, None, None]
@@ -163,7 +163,10 @@ def _engineer(model):
         logits[:, 2] = torch.minimum(logits[:, 2], (dist - 5.0) / 3.0)
         iou = torch.frac(torch.cos(xy[:, :1] * 0.05 + torch.arange(4.0) * 1.3) * 17.0).abs()
         chosen = slice(1, None) if multimask_output else slice(0, 1)
-        return logits[:, chosen], iou[:, chosen]
+        logits, iou = logits[:, chosen], iou[:, chosen]
+        if skip_below_iou is not None:  # as the real decoder: no masks for hopeless prompts
+            logits[~(iou > skip_below_iou).any(dim=1)] = -torch.inf
+        return logits, iou
 
     model.prompt_encoder.forward = prompt_forward
     model.mask_decoder.forward = decoder_forward

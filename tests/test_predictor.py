@@ -519,3 +519,22 @@ def test_several_boxes_match_reference_box_by_box(reference_checkpoint):
 
 def test_public_name_is_exported():
     assert segany.SamPredictor is SamPredictor
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_skip_below_iou_decodes_only_prompts_that_pass(predictor, multimask):
+    """Prompts whose predicted IoUs are all <= the threshold get -inf logits; the others get
+    exactly the logits of a call without skipping."""
+    torch.manual_seed(5)
+    coords = torch.rand(12, 1, 2) * 256  # input-frame points
+    labels = torch.ones(12, 1, dtype=torch.int)
+    full, iou = predictor.predict_low_res_torch(coords, labels, multimask_output=multimask)
+    threshold = float(iou.max(dim=1).values.median())  # about half the prompts pass
+    skipped, iou_skipped = predictor.predict_low_res_torch(
+        coords, labels, multimask_output=multimask, skip_below_iou=threshold
+    )
+    torch.testing.assert_close(iou_skipped, iou, rtol=0, atol=0)
+    passing = (iou > threshold).any(dim=1)
+    assert 0 < int(passing.sum()) < len(passing)
+    torch.testing.assert_close(skipped[passing], full[passing], rtol=0, atol=1e-5)
+    assert torch.isneginf(skipped[~passing]).all()

@@ -225,12 +225,15 @@ class SamPredictor:
         boxes: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
         multimask_output: bool = True,
+        skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `predict_torch` but stops before upscaling: low-resolution logits
         (B, C, 4h, 4w) covering the padded input square, and IoU predictions (B, C).
 
         Callers that filter candidates (automatic mask generation) upscale only the
         survivors, with `model.postprocess_masks(logits, input_size, original_size)`.
+        With `skip_below_iou`, a prompt whose C predicted IoUs are all at or below it gets
+        -inf logits instead of computed ones (the decoder skips most of its work).
         """
         self._require_image()
         points = None
@@ -239,7 +242,7 @@ class SamPredictor:
                 raise PromptError("point_coords were given without point_labels")
             points = (point_coords, point_labels)
         with self._autocast():
-            low_res, iou = self._decode(points, boxes, mask_input, multimask_output)
+            low_res, iou = self._decode(points, boxes, mask_input, multimask_output, skip_below_iou)
         return low_res.float(), iou.float()
 
     def _decode(
@@ -248,6 +251,7 @@ class SamPredictor:
         boxes: torch.Tensor | None,
         mask_input: torch.Tensor | None,
         multimask_output: bool,
+        skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt encoder + mask decoder on the current embedding: (B, C, 4h, 4w), (B, C)."""
         prompt_encoder = self.model.prompt_encoder
@@ -262,7 +266,7 @@ class SamPredictor:
                 )
             image_side = self._image_side
         return self.model.mask_decoder(
-            self.features, image_pe, sparse, dense, multimask_output, image_side
+            self.features, image_pe, sparse, dense, multimask_output, image_side, skip_below_iou
         )
 
     # ---- several images ------------------------------------------------------------------

@@ -259,8 +259,12 @@ class AutomaticMaskGenerator:
             device=predictor.device,
         )
         labels = torch.ones(len(points), 1, dtype=torch.int, device=predictor.device)
+        # Prompts none of whose masks pass the IoU filter below skip the decoder's upscaling.
+        skip = cfg.pred_iou_thresh if cfg.pred_iou_thresh > 0.0 else None
         outputs = [
-            predictor.predict_low_res_torch(coords[i : i + step, None, :], labels[i : i + step])
+            predictor.predict_low_res_torch(
+                coords[i : i + step, None, :], labels[i : i + step], skip_below_iou=skip
+            )
             for i in range(0, len(points), step)
         ]
         low_res = torch.cat([low for low, _ in outputs])

@@ -56,6 +56,7 @@ class MaskDecoder(nn.Module):
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
         image_side: ImageSide | None = None,
+        skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict masks for B prompts on one image (or B images, one prompt each).
 
@@ -67,19 +68,40 @@ class MaskDecoder(nn.Module):
             multimask_output: return the 3 multimask outputs instead of the single one.
             image_side: from `image_side()` for this image and dense prompt: skips the
                 prompt-independent work (dense_prompt_embeddings is then not read).
+            skip_below_iou: if given, prompts whose returned IoU predictions are all at or
+                below it get no masks computed (their logits are -inf): the upscaling, most
+                of a prompt's cost, runs only for prompts a caller filtering by predicted IoU
+                (automatic mask generation) will keep.
 
         Returns:
             low-resolution mask logits (B, 3 or 1, 4h, 4w) and IoU predictions (B, 3 or 1).
         """
-        masks, iou_pred = self.predict_masks(
+        outputs = slice(1, None) if multimask_output else slice(0, 1)
+        mask_tokens, image_tokens, iou_pred = self.run_transformer(
             image_embeddings,
             image_pe,
             sparse_prompt_embeddings,
             dense_prompt_embeddings,
             image_side,
         )
-        outputs = slice(1, None) if multimask_output else slice(0, 1)
-        return masks[:, outputs], iou_pred[:, outputs]
+        iou_pred = iou_pred[:, outputs]
+        mask_tokens = mask_tokens[:, outputs]
+        grid = image_embeddings.shape[-2:]
+        if skip_below_iou is None:
+            return self.masks_from_tokens(mask_tokens, image_tokens, grid, outputs), iou_pred
+        keep = torch.nonzero((iou_pred > skip_below_iou).any(dim=1)).flatten()  # (K,)
+        b, t = mask_tokens.shape[:2]
+        masks = torch.full(
+            (b, t, 4 * grid[0], 4 * grid[1]),
+            -torch.inf,
+            dtype=iou_pred.dtype,
+            device=iou_pred.device,
+        )
+        if len(keep):
+            masks[keep] = self.masks_from_tokens(
+                mask_tokens[keep], image_tokens[keep], grid, outputs
+            ).to(masks.dtype)
+        return masks, iou_pred
 
     def image_side(
         self,
@@ -100,35 +122,61 @@ class MaskDecoder(nn.Module):
         image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1 + num_multimask_outputs masks (B, T, 4h, 4w) and IoU predictions (B, T)."""
+        mask_tokens, image_tokens, iou_pred = self.run_transformer(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            image_side,
+        )
+        grid = image_embeddings.shape[-2:]
+        return self.masks_from_tokens(mask_tokens, image_tokens, grid), iou_pred
+
+    def run_transformer(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        image_side: ImageSide | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The two-way transformer and the IoU head: mask tokens (B, T, C), image tokens
+        (B, h*w, C) and IoU predictions (B, T), T = 1 + num_multimask_outputs."""
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat(
             [output_tokens[None].expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
         )  # (B, 1 + T + N, C)
-        _, c, h, w = image_embeddings.shape
-        b = batch
         if image_side is None:
             # Broadcasting instead of repeating the shared embedding B times saves a copy.
             src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w)
-            b = src.shape[0]
-            pos_src = image_pe.expand(b, -1, -1, -1)
+            pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
             hs, image_tokens = self.transformer(src, pos_src, tokens)
         else:
             hs, image_tokens = self.transformer(None, None, tokens, image_side)
-        iou_token_out = hs[:, 0, :]
-        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
+        iou_pred = self.iou_prediction_head(hs[:, 0, :])
+        return hs[:, 1 : 1 + self.num_mask_tokens, :], image_tokens, iou_pred
 
-        upscaled = self.upscale(image_tokens.view(b, h * w, c))  # (B, h*w*16, C/8)
+    def masks_from_tokens(
+        self,
+        mask_tokens: torch.Tensor,
+        image_tokens: torch.Tensor,
+        grid: tuple[int, int],
+        outputs: slice = slice(None),
+    ) -> torch.Tensor:
+        """Mask logits (B, T', 4h, 4w) from mask tokens (B, T', C) (the outputs `outputs` of
+        the T mask tokens) and the transformer's image tokens (B, h*w, C) on an (h, w) grid."""
+        b, (h, w) = mask_tokens.shape[0], grid
+        upscaled = self.upscale(image_tokens.reshape(b, h * w, -1))  # (B, h*w*16, C/8)
+        mlps = self.output_hypernetworks_mlps[outputs]
         hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-            dim=1,
-        )  # (B, T, C/8)
-        masks = hyper_in @ upscaled.transpose(1, 2)  # (B, T, h*w*16), pixels unshuffled
+            [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(mlps)], dim=1
+        )  # (B, T', C/8)
+        masks = hyper_in @ upscaled.transpose(1, 2)  # (B, T', h*w*16), pixels unshuffled
         # Pixel order is (i, j, di, dj, di2, dj2) for output row 4i + 2di + di2 and column
-        # 4j + 2dj + dj2: shuffle the T masks once instead of the C/8-channel features twice.
+        # 4j + 2dj + dj2: shuffle the T' masks once instead of the C/8-channel features twice.
         masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        iou_pred = self.iou_prediction_head(iou_token_out)
-        return masks.reshape(b, -1, 4 * h, 4 * w), iou_pred
+        return masks.reshape(b, -1, 4 * h, 4 * w)
 
     def upscale(self, x: torch.Tensor) -> torch.Tensor:
         """`output_upscaling` on (B, N, C) image tokens -> (B, N * 16, C/8) features.
