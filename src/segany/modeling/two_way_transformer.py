@@ -57,11 +57,17 @@ class Attention(nn.Module):
         return self.out_proj(out)
 
     def tokens_to_image(
-        self, tokens: torch.Tensor, image_keys: torch.Tensor, image_values: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        image_keys: torch.Tensor,
+        image_values: torch.Tensor,
+        key_pe: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Few token queries attend to many image tokens.
 
         tokens: (B, Nt, C); image_keys, image_values: (B or 1, N, C), raw (unprojected).
+        key_pe: optional (1 or B, N, C) added to the keys; a shared (1, N, C) one is scored
+        in one GEMM for all prompts instead of being added to every prompt's keys.
         Returns (B, Nt, C).
         """
         b, nt, _ = tokens.shape
@@ -70,12 +76,20 @@ class Attention(nn.Module):
         # Query of head h mapped into the input space: (B, heads, Nt, C).
         q_in = torch.einsum("bthd,hdc->bhtc", q, self._per_head(self.k_proj.weight))
         q_in = q_in.reshape(b, heads * nt, -1) / math.sqrt(dim)
+        if key_pe is not None and key_pe.shape[0] > 1:
+            image_keys, key_pe = image_keys + key_pe, None
         shared = image_keys.shape[0] == 1 and b > 1
         if shared:  # one image side for every prompt: one GEMM over all their queries
-            scores = q_in.reshape(b * heads * nt, -1) @ image_keys[0].T
+            keys = image_keys[0] if key_pe is None else image_keys[0] + key_pe[0]
+            scores = q_in.reshape(b * heads * nt, -1) @ keys.T
             mixed = torch.softmax(scores, dim=-1) @ image_values[0]  # (B*heads*Nt, C)
         else:
-            scores = q_in @ image_keys.transpose(1, 2)  # (B, heads*Nt, N)
+            keys_t = image_keys.transpose(1, 2)  # (B, C, N)
+            if key_pe is None:
+                scores = q_in @ keys_t  # (B, heads*Nt, N)
+            else:  # q.(x + pe) = q.x + q.pe, the second for all prompts at once
+                pe_scores = (q_in.reshape(b * heads * nt, -1) @ key_pe[0].T).view(b, heads * nt, -1)
+                scores = torch.baddbmm(pe_scores, q_in, keys_t)
             mixed = torch.softmax(scores, dim=-1) @ image_values
         mixed = mixed.view(b, heads, nt, -1)
         out = torch.einsum("bhtc,hdc->bthd", mixed, self._per_head(self.v_proj.weight))
@@ -83,11 +97,19 @@ class Attention(nn.Module):
         return self.out_proj(out)
 
     def image_to_tokens(
-        self, image_queries: torch.Tensor, token_keys: torch.Tensor, token_values: torch.Tensor
+        self,
+        image_queries: torch.Tensor,
+        token_keys: torch.Tensor,
+        token_values: torch.Tensor,
+        query_pe: torch.Tensor | None = None,
+        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Many image tokens attend to few tokens.
 
         image_queries: (B or 1, N, C) raw; token_keys, token_values: (B, Nt, C).
+        query_pe: optional (1 or B, N, C) added to the queries (a shared one is scored once
+        for all prompts). residual: optional (B or 1, N, C) added to the output in the same
+        pass (the block's skip connection).
         Returns (B, N, C).
         """
         b, nt, _ = token_keys.shape
@@ -99,17 +121,28 @@ class Attention(nn.Module):
         folded_k = folded_k.reshape(b, -1, heads * nt) / math.sqrt(dim)  # (B, C, heads*Nt)
         offset = torch.einsum("bjhd,hd->bhj", k, self.q_proj.bias.view(heads, dim))
         offset = offset.reshape(b, 1, heads * nt) / math.sqrt(dim)
-        # out_n = sum_h,j a_nhj (v_hj W_o,h^T) + b_o
+        # out_n = sum_h,j a_nhj (v_hj W_o,h^T) + b_o. Each head's weights sum to 1, so adding
+        # b_o / heads to every folded value adds exactly b_o: the bias costs no extra pass.
         out_weight = self.out_proj.weight.view(-1, heads, dim)  # (C, heads, d)
         folded_v = torch.einsum("bjhd,chd->bhjc", v, out_weight).reshape(b, heads * nt, -1)
+        folded_v = folded_v + self.out_proj.bias / heads
+        if query_pe is not None and query_pe.shape[0] > 1:
+            image_queries, query_pe = image_queries + query_pe, None
         n = image_queries.shape[1]
         if image_queries.shape[0] == 1 and b > 1:  # one GEMM for every prompt
-            scores = image_queries[0] @ folded_k.transpose(0, 1).reshape(-1, b * heads * nt)
+            queries = image_queries[0] if query_pe is None else image_queries[0] + query_pe[0]
+            scores = queries @ folded_k.transpose(0, 1).reshape(-1, b * heads * nt)
             scores = scores.view(n, b, heads * nt).transpose(0, 1) + offset
-        else:
-            scores = image_queries @ folded_k + offset  # (B, N, heads*Nt)
+        elif query_pe is None:
+            scores = torch.baddbmm(offset, image_queries, folded_k)  # (B, N, heads*Nt)
+        else:  # (x + pe).k = x.k + pe.k, the second for all prompts at once
+            pe_scores = query_pe[0] @ folded_k.transpose(0, 1).reshape(-1, b * heads * nt)
+            pe_scores = pe_scores.view(n, b, heads * nt).transpose(0, 1) + offset
+            scores = torch.baddbmm(pe_scores, image_queries, folded_k)
         attn = torch.softmax(scores.view(b, n, heads, nt), dim=-1).view(b, n, heads * nt)
-        return torch.baddbmm(self.out_proj.bias.expand(b, n, -1), attn, folded_v)
+        if residual is None:
+            return attn @ folded_v
+        return torch.baddbmm(residual.expand(b, n, -1), attn, folded_v)
 
 
 @dataclass
@@ -170,18 +203,20 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
 
+        # The image side's keys + key_pe are never formed per prompt: both attentions score
+        # the positional part once for all prompts (keys_with_pe: already summed, shared).
         q = queries + query_pe
-        k = keys + key_pe if keys_with_pe is None else keys_with_pe
-        attn_out = self.cross_attn_token_to_image.tokens_to_image(q, k, keys)
+        if keys_with_pe is not None:
+            k, pe = keys_with_pe, None
+        else:
+            k, pe = keys, key_pe
+        attn_out = self.cross_attn_token_to_image.tokens_to_image(q, k, keys, pe)
         queries = self.norm2(queries + attn_out)
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        attn_out = self.cross_attn_image_to_token.image_to_tokens(k, q, queries)
-        # In place into the fresh attention output (no backward needs it): saves a copy of
-        # the (B, h*w, C) image tokens.
-        keys = self.norm4(attn_out.add_(keys))
-        return queries, keys
+        keys = self.cross_attn_image_to_token.image_to_tokens(k, q, queries, pe, residual=keys)
+        return queries, self.norm4(keys)
 
 
 class TwoWayTransformer(nn.Module):
@@ -233,6 +268,8 @@ class TwoWayTransformer(nn.Module):
         if image_side is None:
             keys = image_embedding.flatten(2).transpose(1, 2)  # (B, h*w, C)
             key_pe = image_pe.flatten(2).transpose(1, 2)
+            if key_pe.shape[0] > 1 and key_pe.stride(0) == 0:  # one pe broadcast to B
+                key_pe = key_pe[:1]
             keys_with_pe = None
         else:
             keys, key_pe = image_side.keys, image_side.key_pe
@@ -242,7 +279,6 @@ class TwoWayTransformer(nn.Module):
             queries, keys = layer(queries, keys, point_embedding, key_pe, keys_with_pe)
             keys_with_pe = None
         q = queries + point_embedding
-        k = keys + key_pe
-        final = self.final_attn_token_to_image.tokens_to_image(q, k, keys)
+        final = self.final_attn_token_to_image.tokens_to_image(q, keys, keys, key_pe)
         queries = self.norm_final_attn(queries + final)
         return queries, keys
