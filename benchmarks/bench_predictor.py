@@ -13,13 +13,14 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from timing import time_calls  # noqa: E402
 
 import segany  # noqa: E402
 from conftest import synthetic_image  # noqa: E402
@@ -32,15 +33,6 @@ def _reference_predictor(model):
     else:
         from segment_anything import SamPredictor
     return SamPredictor(model)
-
-
-def _time(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -69,9 +61,9 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(args.rounds):
             for name, predictor in (("reference", ref), ("segany", ours)):
-                enc[name] += _time(lambda p=predictor: p.set_image(image), 1)
+                enc[name] += time_calls(lambda p=predictor: p.set_image(image), 1)
                 predictor.predict(**prompt)  # warm-up
-                pred[name] += _time(lambda p=predictor: p.predict(**prompt), args.predicts)
+                pred[name] += time_calls(lambda p=predictor: p.predict(**prompt), args.predicts)
         feature_diff = (ref.features - ours.features).abs().max().item()
         expected = ref.predict(**prompt, return_logits=True)
         got = ours.predict(**prompt, return_logits=True)

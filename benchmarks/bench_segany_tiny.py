@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import time_calls
 
 import segany
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample.png"
-
-
-def _time(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -47,10 +38,10 @@ def main() -> None:
     print(f"segany-tiny, {args.threads} threads, {args.rounds} rounds")
     for name, image in (("640x480", sample), ("1024x768", large)):
         predictor.set_image(image)  # warm-up
-        encode = _time(lambda image=image: predictor.set_image(image), args.rounds)
+        encode = time_calls(lambda image=image: predictor.set_image(image), args.rounds)
         scale = image.shape[1] / sample.shape[1]
         coords = point[0] * scale
-        click = _time(lambda coords=coords: predictor.predict(coords, point[1]), args.rounds)
+        click = time_calls(lambda coords=coords: predictor.predict(coords, point[1]), args.rounds)
         print(
             f"{name:>9}: set_image median {statistics.median(encode) * 1e3:7.1f} ms "
             f"(best {min(encode) * 1e3:.1f}); predict median "

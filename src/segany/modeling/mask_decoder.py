@@ -77,6 +77,38 @@ class MaskDecoder(nn.Module):
             low-resolution mask logits (B, 3 or 1, 4h, 4w) and IoU predictions (B, 3 or 1).
         """
         outputs = slice(1, None) if multimask_output else slice(0, 1)
+        return self.predict_masks(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            image_side,
+            outputs,
+            skip_below_iou,
+        )
+
+    def image_side(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> ImageSide:
+        """Precompute the prompt-independent decoder work for one image embedding
+        (1, C, h, w) and one dense prompt (1, C, h, w), e.g. the "no mask" embedding."""
+        return self.transformer.image_side(image_embeddings + dense_prompt_embeddings, image_pe)
+
+    def predict_masks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        image_side: ImageSide | None = None,
+        outputs: slice = slice(None),
+        skip_below_iou: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks (B, T, 4h, 4w) and IoU predictions (B, T) of the output tokens `outputs`
+        (default all 1 + num_multimask_outputs); `skip_below_iou` as in `forward`."""
         mask_tokens, image_tokens, iou_pred = self.run_transformer(
             image_embeddings,
             image_pe,
@@ -102,35 +134,6 @@ class MaskDecoder(nn.Module):
                 mask_tokens[keep], image_tokens[keep], grid, outputs
             ).to(masks.dtype)
         return masks, iou_pred
-
-    def image_side(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-    ) -> ImageSide:
-        """Precompute the prompt-independent decoder work for one image embedding
-        (1, C, h, w) and one dense prompt (1, C, h, w), e.g. the "no mask" embedding."""
-        return self.transformer.image_side(image_embeddings + dense_prompt_embeddings, image_pe)
-
-    def predict_masks(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        sparse_prompt_embeddings: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-        image_side: ImageSide | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """All 1 + num_multimask_outputs masks (B, T, 4h, 4w) and IoU predictions (B, T)."""
-        mask_tokens, image_tokens, iou_pred = self.run_transformer(
-            image_embeddings,
-            image_pe,
-            sparse_prompt_embeddings,
-            dense_prompt_embeddings,
-            image_side,
-        )
-        grid = image_embeddings.shape[-2:]
-        return self.masks_from_tokens(mask_tokens, image_tokens, grid), iou_pred
 
     def run_transformer(
         self,

@@ -47,10 +47,12 @@ def decode(
         masks = None if mask_input is None else mask_input[group]
         sparse, dense = model.prompt_encoder(points, boxes, masks)
         embedding = embeddings if len(embeddings) == 1 else embeddings[group]
-        low_res, iou = model.mask_decoder.predict_masks(embedding, pe, sparse, dense)
         outputs = slice(1, None) if multimask else slice(0, 1)
-        logits.append(low_res[:, outputs])
-        ious.append(iou[:, outputs])
+        low_res, iou = model.mask_decoder.predict_masks(
+            embedding, pe, sparse, dense, outputs=outputs
+        )
+        logits.append(low_res)
+        ious.append(iou)
     return torch.cat(logits), torch.cat(ious)
 
 
