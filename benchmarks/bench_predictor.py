@@ -1,6 +1,6 @@
 """Reference vs segany, same process, same weights file, same image.
 
-    python benchmarks/bench_predictor.py [--model vit_b] [--rounds 3] [--threads 2]
+    python benchmarks/bench_predictor.py [--model vit_b] [--rounds 3] [--threads 2] [--device cuda]
 
 Times the image encoder (`set_image`) and one `predict` (1 point, 3 masks) on a 768 x 1024
 image, alternating the two implementations round by round so that machine noise hits both,
@@ -43,14 +43,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--height", type=int, default=768)
     parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "weights.pth"
         ref_model = save_reference(args.model, path)
-        ours = segany.SamPredictor(segany.build_sam(args.model, checkpoint=path))
-    ref = _reference_predictor(ref_model)
+        ours = segany.SamPredictor(
+            segany.build_sam(args.model, checkpoint=path, device=args.device)
+        )
+    ref = _reference_predictor(ref_model.to(args.device))
     image = synthetic_image(args.height, args.width)
     prompt = dict(
         point_coords=np.array([[0.5 * args.width, 0.4 * args.height]]), point_labels=np.array([1])
@@ -61,16 +64,18 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(args.rounds):
             for name, predictor in (("reference", ref), ("segany", ours)):
-                enc[name] += time_calls(lambda p=predictor: p.set_image(image), 1)
+                enc[name] += time_calls(lambda p=predictor: p.set_image(image), 1, args.device)
                 predictor.predict(**prompt)  # warm-up
-                pred[name] += time_calls(lambda p=predictor: p.predict(**prompt), args.predicts)
+                pred[name] += time_calls(
+                    lambda p=predictor: p.predict(**prompt), args.predicts, args.device
+                )
         feature_diff = (ref.features - ours.features).abs().max().item()
         expected = ref.predict(**prompt, return_logits=True)
         got = ours.predict(**prompt, return_logits=True)
 
     print(
         f"model {args.model}, image {args.height}x{args.width}, threads {args.threads}, "
-        f"torch {torch.__version__}"
+        f"device {args.device}, torch {torch.__version__}"
     )
     print(f"{'step':<28}{'reference':>12}{'segany':>12}{'speed-up':>10}")
     for label, data, _unit, scale in (

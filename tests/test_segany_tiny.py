@@ -3,6 +3,7 @@ that those weights really segment (on held-out synthetic scenes and on the READM
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from segany.cli.main import main
 from segany.data.spec import open_dataset
 from segany.errors import ImageError
 from segany.evaluation import EvalConfig, Evaluator
+from segany.modeling.build import build_model
 from segany.modeling.config import ConvEncoderConfig
 from segany.modeling.conv_encoder import ConvEncoder
 from segany.registry import DEFAULT_MODEL, get_spec
@@ -43,7 +45,21 @@ def test_encoder_is_small_and_maps_the_input_to_the_embedding_grid():
         model.image_encoder(torch.zeros(1, 3, size + 8, size))
 
 
+def test_stride_4_variant_gives_full_resolution_masks():
+    # The feature-pyramid option (not shipped; see training/segany-tiny/NOTES.md): a 64 x 64
+    # embedding of the 256 px input, so the decoder's low-res logits have one value per pixel.
+    spec = dataclasses.replace(SPEC, encoder=ConvEncoderConfig(stride=4), bundled=None)
+    model = build_model(spec).eval()
+    predictor = SamPredictor(model)
+    predictor.set_image(np.random.default_rng(0).integers(0, 255, (200, 256, 3), np.uint8))
+    assert predictor.features.shape == (1, SPEC.decoder.transformer_dim, 64, 64)
+    masks, scores, low_res = predictor.predict(np.array([[100.0, 80.0]]), np.array([1]))
+    assert masks.shape == (3, 200, 256) and low_res.shape == (3, 256, 256)
+
+
 def test_conv_encoder_config_rejects_sizes_off_the_grid():
+    with pytest.raises(ValueError, match="stride must be 4 or 8"):
+        ConvEncoderConfig(stride=16)
     with pytest.raises(ValueError, match="multiple of 8"):
         ConvEncoderConfig(img_size=100)
     with pytest.raises(ValueError, match="heads"):

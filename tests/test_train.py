@@ -27,7 +27,8 @@ from segany.train.config import (
     TrainConfig,
     load_config,
 )
-from segany.train.trainer import Trainer, lr_factor
+from segany.train.distributed import World
+from segany.train.trainer import Trainer, lr_factor, resolve_device
 
 SPEC = "synthetic:train:4:64"
 
@@ -36,6 +37,9 @@ SPEC = "synthetic:train:4:64"
 def scenes():
     data = open_dataset(SPEC)
     return [data[i] for i in range(len(data))]
+
+
+CPU = {"device": "cpu"}
 
 
 def make_config(out: Path, steps: int, **changes) -> TrainConfig:
@@ -121,8 +125,11 @@ def test_resume_equals_straight_run(tmp_path, scenes):
 def test_grad_accum_equals_larger_batch(tmp_path, scenes):
     # Micro-batches of 1 image accumulated twice see the same images and prompts as batches of 2
     # (differences: float rounding of 1- vs 2-image encoder batches, scaled by Adam).
-    whole = weights(Trainer(make_config(tmp_path / "a", 3), scenes).fit())
-    config = make_config(tmp_path / "b", 3, optim={"batch_size": 1, "grad_accum": 2})
+    # On the CPU in float32 (on CUDA, bf16 autocast rounds far above this tolerance).
+    whole = weights(Trainer(make_config(tmp_path / "a", 3, loop=CPU), scenes).fit())
+    config = make_config(
+        tmp_path / "b", 3, optim={"batch_size": 1, "grad_accum": 2}, loop=CPU
+    )
     accumulated = weights(Trainer(config, scenes).fit())
     for key, value in whole.items():
         torch.testing.assert_close(accumulated[key], value, atol=1e-4, rtol=0)
@@ -154,13 +161,24 @@ def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, scenes) -
 
 
 def test_two_gloo_processes_equal_one(tmp_path, scenes):
-    single = weights(Trainer(make_config(tmp_path / "one", 3), scenes).fit())
-    config = make_config(tmp_path / "two", 3)
+    # On the CPU, as the gloo backend is meant here (one CUDA device per process otherwise).
+    single = weights(Trainer(make_config(tmp_path / "one", 3, loop=CPU), scenes).fit())
+    config = make_config(tmp_path / "two", 3, loop=CPU)
     mp.spawn(_ddp_worker, args=(2, _free_port(), config, scenes), nprocs=2, join=True)
     double = weights(tmp_path / "two" / "model.pth")
     assert single.keys() == double.keys()
     for key, value in single.items():
         torch.testing.assert_close(double[key], value, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["cuda:99", "cuda"])
+def test_missing_cuda_device_is_a_config_error(name):
+    # No CUDA here: "not available"; with CUDA, rank 99's GPU "does not exist".
+    if name == "cuda" and torch.cuda.is_available():
+        assert resolve_device(name, World()).type == "cuda"
+        return
+    with pytest.raises(ConfigError, match="not available|does not exist"):
+        resolve_device(name, World(rank=0, size=100, local_rank=99 if name == "cuda" else 0))
 
 
 def test_lr_schedule():

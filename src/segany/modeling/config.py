@@ -62,9 +62,11 @@ class TinyViTConfig:
 class ConvEncoderConfig:
     """segany's small convolutional encoder (see `segany.modeling.conv_encoder`).
 
-    Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // 8, img_size // 8)
-    embedding. dims: channels at stride 4 and 8; depths: residual blocks at each; dilations:
-    cycled over the stride-8 blocks; global_blocks: global-attention blocks at the end.
+    Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // stride,
+    img_size // stride) embedding. dims: channels at stride 4 and 8; depths: residual blocks at
+    each; dilations: cycled over the stride-8 blocks; global_blocks: global-attention blocks at
+    the end of the stride-8 stage. stride 8 ends there; stride 4 upsamples that map and fuses it
+    with the stride-4 features (`fuse_blocks` residual blocks), for masks with 4x the pixels.
     """
 
     img_size: int = 256
@@ -76,9 +78,12 @@ class ConvEncoderConfig:
     mlp_ratio: float = 2.0
     out_chans: int = 128
     stride: int = 8
+    fuse_blocks: int = 1
 
     def __post_init__(self) -> None:
-        if self.img_size % self.stride or self.stride != 8:
+        if self.stride not in (4, 8):
+            raise ValueError(f"ConvEncoderConfig: stride must be 4 or 8; got {self.stride}")
+        if self.img_size % 8:
             raise ValueError(f"ConvEncoderConfig: img_size {self.img_size} must be a multiple of 8")
         if self.dims[1] % self.num_heads:
             raise ValueError(f"ConvEncoderConfig: dims[1] {self.dims[1]} not divisible by heads")

@@ -6,14 +6,19 @@ faster per minute than a plain ViT of the same size (../shared/PERFORMANCE.md). 
 (DeepLab's idea, Chen et al. 2017) grow the receptive field without more downsampling, and the
 global-attention block at the end gives every position the whole image, as SAM's ViT does.
 
-Layout (stride 8, so the 32 x 32 embedding of a 256 px input gives 128 x 128 mask logits):
+Layout (S the input size; with `stride` 4 a 256 px input gives a 64 x 64 embedding and
+256 x 256 mask logits, one per input pixel):
 
     stem      conv 3x3 /2 -> conv 3x3 /2                       (B, C1, S/4, S/4)
     stage 1   residual blocks at stride 4
     down      conv 3x3 /2                                      (B, C2, S/8, S/8)
     stage 2   residual blocks at stride 8, dilations cycling 1, 2, 4, 8
     context   global self-attention + MLP over the S/8 x S/8 tokens, learned positions
-    neck      conv 1x1 -> LayerNorm2d -> conv 3x3 -> LayerNorm2d  (B, out_chans, S/8, S/8)
+    fuse      (stride 4 only) upsample x2 + conv 1x1 of stage 1, residual blocks  (B, C2, S/4, S/4)
+    neck      conv 1x1 -> LayerNorm2d -> conv 3x3 -> LayerNorm2d  (B, out_chans, S/s, S/s)
+
+The stride-4 fusion is a feature pyramid's top-down step (Lin et al. 2017): the small test
+masks of the synthetic scenes (half are under 16 x 16 px) need detail finer than 8 px cells.
 """
 
 from __future__ import annotations
@@ -86,15 +91,15 @@ class GlobalBlock(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """(B, 3, S, S) normalised, padded image -> (B, out_chans, S / 8, S / 8) embedding,
-    S = `config.img_size` (the learned positions fix the input size)."""
+    """(B, 3, S, S) normalised, padded image -> (B, out_chans, S / s, S / s) embedding,
+    S = `config.img_size` (the learned positions fix the input size), s = `config.stride`."""
 
     def __init__(self, config: ConvEncoderConfig) -> None:
         super().__init__()
         self.config = config
         self.img_size = config.img_size
         c1, c2 = config.dims
-        grid = config.embedding_size
+        grid = config.img_size // 8  # the stride-8 map the global block sees
         self.stem = nn.Sequential(
             ConvNormAct(3, c1 // 2, stride=2), ConvNormAct(c1 // 2, c1, stride=2)
         )
@@ -114,6 +119,9 @@ class ConvEncoder(nn.Module):
                 for _ in range(config.global_blocks)
             )
         )
+        if config.stride == 4:
+            self.lateral = ConvNormAct(c1, c2, 1, act=False)
+            self.fuse = nn.Sequential(*(ResidualBlock(c2, 1) for _ in range(config.fuse_blocks)))
         out = config.out_chans
         self.neck = nn.Sequential(
             nn.Conv2d(c2, out, kernel_size=1, bias=False),
@@ -123,14 +131,17 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, out_chans, S / 8, S / 8), a contiguous tensor."""
+        """(B, 3, S, S) -> (B, out_chans, S / s, S / s), a contiguous tensor."""
         size = self.config.img_size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
             raise ImageError(
                 f"ConvEncoder expects a (B, 3, {size}, {size}) image batch; "
                 f"got shape {tuple(x.shape)}"
             )
-        x = self.stage1(self.stem(x.contiguous(memory_format=torch.channels_last)))
-        x = self.stage2(self.down(x))
+        fine = self.stage1(self.stem(x.contiguous(memory_format=torch.channels_last)))
+        x = self.stage2(self.down(fine))
         x = self.context(x + self.pos_embed)
+        if self.config.stride == 4:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = self.fuse(x + self.lateral(fine))
         return self.neck(x).contiguous()

@@ -44,13 +44,17 @@ def save_last(out: Path, state: dict[str, Any]) -> None:
     _atomic(out / LAST, lambda tmp: torch.save(state, tmp))
 
 
-def load_last(out: Path, device: torch.device) -> dict[str, Any] | None:
-    """The state in OUT/last.pt, or None if there is none."""
+def load_last(out: Path) -> dict[str, Any] | None:
+    """The state in OUT/last.pt, loaded to the CPU, or None if there is none.
+
+    CPU, whatever device trains: the RNG states must stay CPU byte tensors, and
+    `load_state_dict` of the model and the optimizer moves tensors to their parameters' device.
+    """
     path = out / LAST
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a torn or foreign file
         raise CheckpointError(
             f"cannot resume from {path}: {type(e).__name__}: {e}; remove it to start over"

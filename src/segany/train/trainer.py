@@ -72,6 +72,11 @@ def resolve_device(name: str, world: distributed.World) -> torch.device:
             raise ConfigError(f"loop.device = {name!r} but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", world.local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"{device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s); run one process per GPU (torchrun --nproc-per-node)"
+            )
     return device
 
 
@@ -128,7 +133,7 @@ class Trainer:
         )
         self.out.mkdir(parents=True, exist_ok=True)
         start = 0
-        resumed = state.load_last(self.out, device)
+        resumed = state.load_last(self.out)
         if resumed is not None:
             try:
                 model.load_state_dict(resumed["model"])
