@@ -127,9 +127,7 @@ def test_grad_accum_equals_larger_batch(tmp_path, scenes):
     # (differences: float rounding of 1- vs 2-image encoder batches, scaled by Adam).
     # On the CPU in float32 (on CUDA, bf16 autocast rounds far above this tolerance).
     whole = weights(Trainer(make_config(tmp_path / "a", 3, loop=CPU), scenes).fit())
-    config = make_config(
-        tmp_path / "b", 3, optim={"batch_size": 1, "grad_accum": 2}, loop=CPU
-    )
+    config = make_config(tmp_path / "b", 3, optim={"batch_size": 1, "grad_accum": 2}, loop=CPU)
     accumulated = weights(Trainer(config, scenes).fit())
     for key, value in whole.items():
         torch.testing.assert_close(accumulated[key], value, atol=1e-4, rtol=0)

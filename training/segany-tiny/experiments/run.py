@@ -17,7 +17,9 @@ from segany.train.trainer import Trainer
 config_path, stride = sys.argv[1], int(sys.argv[2])
 spec = get_spec("segany-tiny")
 name = f"segany-tiny-s{stride}"
-register(dataclasses.replace(spec, name=name, encoder=ConvEncoderConfig(stride=stride), bundled=None))
+register(
+    dataclasses.replace(spec, name=name, encoder=ConvEncoderConfig(stride=stride), bundled=None)
+)
 config = load_config(config_path)
 config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=name))
 Trainer(config).fit()
