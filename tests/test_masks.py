@@ -7,6 +7,9 @@ images, and crops that reach the right/bottom edge or span the full height.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import segment_anything.utils.amg as ref  # noqa: E402  (the oracle, a dev dependency)
@@ -353,3 +356,39 @@ def test_remove_small_regions_ties_on_random_masks():
 def test_remove_small_regions_rejects_unknown_mode():
     with pytest.raises(ValueError, match="holes"):
         remove_small_regions(np.zeros((3, 3), dtype=bool), 5, "both")
+
+
+@pytest.mark.parametrize("count", [0, 1, 300, 5000])  # torchvision loops per group above 4000
+def test_batched_nms_matches_torchvision(count):
+    from torchvision.ops import batched_nms as torchvision_batched_nms
+
+    from segany.masks.nms import batched_nms
+
+    generator = torch.Generator().manual_seed(count)
+    corners = torch.rand(count, 2, generator=generator) * 500
+    sizes = torch.rand(count, 2, generator=generator) * 80 + 1
+    boxes = torch.cat([corners, corners + sizes], dim=1)
+    scores = torch.rand(count, generator=generator)
+    groups = torch.randint(0, 4, (count,), generator=generator)
+    expected = torchvision_batched_nms(boxes, scores, groups, 0.5)
+    kept = batched_nms(boxes, scores, groups, 0.5)
+    assert kept.dtype == torch.int64
+    assert torch.equal(kept, expected)
+    assert count < 300 or 0 < len(kept) < count
+
+
+def test_mask_generation_does_not_import_torchvision():
+    # Importing torchvision costs ~160 MB of memory (it pulls in torch._dynamo); segany loads
+    # only its NMS kernel. Checked in a fresh interpreter, where nothing imported it before.
+    code = (
+        "import sys, numpy as np, segany\n"
+        "model = segany.build_sam('test_tiny', pretrained=False)\n"
+        "records = segany.AutomaticMaskGenerator(model, points_per_side=4, pred_iou_thresh=0,\n"
+        "    stability_score_thresh=0).generate(np.zeros((64, 64, 3), np.uint8))\n"
+        "assert records, 'no masks'\n"
+        "print('torchvision' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

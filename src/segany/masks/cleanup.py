@@ -4,10 +4,10 @@ re-run NMS preferring masks that needed no change (as the reference generator do
 from __future__ import annotations
 
 import torch
-from torchvision.ops import batched_nms
 
 from segany.masks.boxes import masks_to_boxes
 from segany.masks.candidates import MaskCandidates
+from segany.masks.nms import batched_nms
 from segany.masks.regions import remove_small_regions
 from segany.masks.rle import masks_to_rle, rle_to_mask
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms, box_area
 
 from segany.errors import ConfigError
 from segany.masks.boxes import (
@@ -27,6 +26,7 @@ from segany.masks.boxes import (
 from segany.masks.candidates import MaskCandidates
 from segany.masks.cleanup import remove_small_regions_from_candidates
 from segany.masks.grids import build_all_layer_point_grids, generate_crop_boxes
+from segany.masks.nms import batched_nms, box_area
 from segany.masks.records import OUTPUT_MODES, to_records
 from segany.masks.rle import masks_to_rle
 from segany.masks.stability import stability_score
