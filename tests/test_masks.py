@@ -358,8 +358,9 @@ def test_remove_small_regions_rejects_unknown_mode():
         remove_small_regions(np.zeros((3, 3), dtype=bool), 5, "both")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count", [0, 1, 300, 5000])  # torchvision loops per group above 4000
-def test_batched_nms_matches_torchvision(count):
+def test_batched_nms_matches_torchvision(count, device):
     from torchvision.ops import batched_nms as torchvision_batched_nms
 
     from segany.masks.nms import batched_nms
@@ -370,9 +371,10 @@ def test_batched_nms_matches_torchvision(count):
     boxes = torch.cat([corners, corners + sizes], dim=1)
     scores = torch.rand(count, generator=generator)
     groups = torch.randint(0, 4, (count,), generator=generator)
+    boxes, scores, groups = boxes.to(device), scores.to(device), groups.to(device)
     expected = torchvision_batched_nms(boxes, scores, groups, 0.5)
     kept = batched_nms(boxes, scores, groups, 0.5)
-    assert kept.dtype == torch.int64
+    assert kept.dtype == torch.int64 and kept.device == boxes.device
     assert torch.equal(kept, expected)
     assert count < 300 or 0 < len(kept) < count
 
