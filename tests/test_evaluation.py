@@ -30,6 +30,7 @@ from segany.evaluation import (
     interior_point,
     iou,
 )
+from segany.evaluation.evaluator import MaskResult
 
 
 def test_synthetic_spec_generates_the_split_scenes():
@@ -320,6 +321,23 @@ def test_a_mask_never_reached_counts_max_clicks():
     assert (summary.noc85, summary.nof85, summary.nof90) == (5.0, 1, 1)
 
 
+def test_summary_splits_masks_by_coco_size_class():
+    def result(area, one_point, noc85):
+        return MaskResult("x", 0, area, one_point, 1.0, noc85, noc85, (one_point,))
+
+    results = [result(100, 0.2, 20), result(1023, 0.4, 10), result(1024, 0.9, 2),
+               result(96**2, 1.0, 1)]  # fmt: skip
+    summary = EvalSummary.from_results(results, images=1, skipped=0, config=EvalConfig())
+    assert list(summary.by_size) == ["small", "medium", "large"]
+    small, medium, large = summary.by_size.values()
+    assert small["masks"] == 2 and small["one_point_miou"] == pytest.approx(0.3)
+    assert small["noc85"] == 15.0 and small["oracle_miou"] == 1.0
+    assert medium == {"masks": 1, "one_point_miou": 0.9, "oracle_miou": 1.0, "noc85": 2.0}
+    assert large["masks"] == 1
+    only_large = EvalSummary.from_results(results[3:], images=1, skipped=0, config=EvalConfig())
+    assert list(only_large.by_size) == ["large"]  # empty classes are left out
+
+
 def test_nothing_large_enough_is_a_data_error():
     sample = two_box_sample()
     evaluator = Evaluator(FakePredictor(oracle_for(sample)), EvalConfig(min_area=10_000))
@@ -357,9 +375,11 @@ def test_eval_command_prints_json_metrics(capsys):
         "nof90",
         "max_clicks",
         "min_area",
+        "by_size",
     }
     assert set(report) == expected
     assert report["masks"] == 3 and report["model"] == "test_tiny"
+    assert sum(row["masks"] for row in report["by_size"].values()) == 3
     assert 0 <= report["one_point_miou"] <= report["oracle_miou"] <= 1
     assert 1 <= report["noc85"] <= report["noc90"] <= 20
 
@@ -368,7 +388,7 @@ def test_eval_command_prints_a_table(capsys):
     command = [*TINY, "--data", "synthetic:val:1:64", "--max-masks", "2", "--max-clicks", "3"]
     assert main(command) == 0
     out = capsys.readouterr().out
-    for label in ("1-point mIoU", "oracle mIoU", "NoC@85", "NoC@90", "masks"):
+    for label in ("1-point mIoU", "oracle mIoU", "NoC@85", "NoC@90", "masks", "by mask area"):
         assert label in out
 
 

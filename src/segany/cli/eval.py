@@ -113,4 +113,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
         "skipped)"
     )
+    lines.append("  by mask area (COCO classes: small < 32^2 <= medium < 96^2 <= large px):")
+    for name, row in report["by_size"].items():
+        lines.append(
+            f"    {name:<7}{row['masks']:>6} masks  1-point {row['one_point_miou']:.4f}  "
+            f"oracle {row['oracle_miou']:.4f}  NoC@85 {row['noc85']:.2f}"
+        )
     return "\n".join(lines)

@@ -27,6 +27,8 @@ from segany.errors import ConfigError, DataError
 from segany.evaluation.metrics import click_from_error, interior_point, iou
 
 NOC_THRESHOLDS = (0.85, 0.90)
+# COCO's size classes by mask area in pixels: small < 32^2 <= medium < 96^2 <= large.
+SIZE_CLASSES = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, None))
 
 
 class PointPredictor(Protocol):
@@ -82,7 +84,9 @@ class MaskResult:
 
 @dataclass(frozen=True)
 class EvalSummary:
-    """Means over the evaluated masks. nof85 / nof90: masks that never reached the IoU."""
+    """Means over the evaluated masks. nof85 / nof90: masks that never reached the IoU.
+    by_size: for each COCO size class with masks ("small", "medium", "large", see
+    `SIZE_CLASSES`), its mask count, 1-point and oracle mIoU and NoC@85."""
 
     images: int
     masks: int
@@ -95,6 +99,7 @@ class EvalSummary:
     nof90: int
     max_clicks: int
     min_area: int
+    by_size: dict[str, dict[str, float]]
 
     @classmethod
     def from_results(
@@ -115,6 +120,7 @@ class EvalSummary:
             nof90=sum(max(r.ious) < NOC_THRESHOLDS[1] for r in results),
             max_clicks=config.max_clicks,
             min_area=config.min_area,
+            by_size=_by_size(results),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,3 +235,18 @@ class Evaluator:
             if value >= threshold:
                 return clicks
         return self.config.max_clicks
+
+
+def _by_size(results: Sequence[MaskResult]) -> dict[str, dict[str, float]]:
+    """Per COCO size class present in `results`: masks, one_point_miou, oracle_miou, noc85."""
+    classes: dict[str, dict[str, float]] = {}
+    for name, low, high in SIZE_CLASSES:
+        members = [r for r in results if r.area >= low and (high is None or r.area < high)]
+        if members:
+            classes[name] = {
+                "masks": len(members),
+                "one_point_miou": float(np.mean([r.one_point_iou for r in members])),
+                "oracle_miou": float(np.mean([r.oracle_iou for r in members])),
+                "noc85": float(np.mean([r.noc85 for r in members])),
+            }
+    return classes
