@@ -55,6 +55,8 @@ def test_stride_4_variant_gives_full_resolution_masks():
     assert predictor.features.shape == (1, SPEC.decoder.transformer_dim, 64, 64)
     masks, scores, low_res = predictor.predict(np.array([[100.0, 80.0]]), np.array([1]))
     assert masks.shape == (3, 200, 256) and low_res.shape == (3, 256, 256)
+    # Not mistaken for the shipped stride-8 segany-tiny (same pos_embed grid, extra layers).
+    assert detect_variant(model.state_dict()) is None
 
 
 def test_conv_encoder_config_rejects_sizes_off_the_grid():

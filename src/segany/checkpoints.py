@@ -167,7 +167,8 @@ def _fingerprint_of_spec(spec: ModelSpec) -> dict[str, object]:
             "encoder": "conv",
             "width": enc.dims[0],
             "depth": tuple(enc.depths),
-            "grid": enc.embedding_size,
+            "grid": enc.context_size,
+            "stride": enc.stride,
             "neck": (enc.out_chans, enc.dims[-1]),
             **common,
         }
@@ -194,7 +195,8 @@ def _fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, obje
             _count_indices(sd, "image_encoder.stage1."),
             _count_indices(sd, "image_encoder.stage2."),
         )
-        pos = sd.get("image_encoder.pos_embed")  # (1, C2, grid, grid)
+        facts["stride"] = 4 if "image_encoder.lateral.0.weight" in sd else 8
+        pos = sd.get("image_encoder.pos_embed")  # (1, C2, grid, grid), the stride-8 grid
         if pos is not None and pos.dim() == 4:
             facts["grid"] = pos.shape[-1]
     elif tiny_stem is not None or "image_encoder.patch_embed.seq.0.c.weight" in sd:

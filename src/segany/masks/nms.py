@@ -58,7 +58,7 @@ def batched_nms(
     """
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
-    span = boxes.max().to(boxes) + 1
+    span = boxes.max() + 1
     shifted = boxes + (groups.to(boxes) * span)[:, None]
     return _nms_kernel()(shifted, scores, iou_threshold)
 

@@ -92,6 +92,11 @@ class ConvEncoderConfig:
     def embedding_size(self) -> int:
         return self.img_size // self.stride
 
+    @property
+    def context_size(self) -> int:
+        """Side of the stride-8 map that the global-attention blocks (and pos_embed) cover."""
+        return self.img_size // 8
+
 
 @dataclass(frozen=True)
 class DecoderConfig:

@@ -99,7 +99,7 @@ class ConvEncoder(nn.Module):
         self.config = config
         self.img_size = config.img_size
         c1, c2 = config.dims
-        grid = config.img_size // 8  # the stride-8 map the global block sees
+        grid = config.context_size
         self.stem = nn.Sequential(
             ConvNormAct(3, c1 // 2, stride=2), ConvNormAct(c1 // 2, c1, stride=2)
         )
