@@ -1,0 +1,74 @@
+"""Upper bounds on the 1-point scores of any model on a synthetic test split, from the
+ground truth alone (no model runs). Reproduces the ceilings in ../NOTES.md:
+
+    python training/segany-tiny/experiments/ceilings.py [--images 50] [--size 256]
+
+Two limits are measured, each per COCO size class as `segany eval` reports them:
+
+- resolution: every mask average-pooled to a grid of the given stride, upsampled bilinearly
+  and thresholded at 0.5, then compared with itself;
+- ambiguity: the click `segany eval` uses (the mask's interior point farthest from its border)
+  often lies in several nested masks. A model that returned every mask perfectly must still
+  choose one. "random" picks uniformly among the masks containing the click; "smallest" picks
+  the smallest, which is what SAM's recipe teaches: with the first click uniform in the target,
+  a click inside a part is more likely to have come from the part than from the whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segany.data.synthetic import SceneConfig, make_scene, split_seeds
+from segany.evaluation.metrics import interior_point, iou
+
+SIZE_CLASSES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, np.inf)}
+STRIDES = (8, 4, 2)
+
+
+def pooled(mask: np.ndarray, stride: int) -> np.ndarray:
+    """(H, W) bool -> the mask seen through a grid of `stride` px cells, (H, W) bool."""
+    x = torch.from_numpy(mask).float()[None, None]
+    grid = F.avg_pool2d(x, stride)
+    back = F.interpolate(grid, size=mask.shape, mode="bilinear", align_corners=False)
+    return back[0, 0].numpy() > 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+
+    config = SceneConfig(height=args.size, width=args.size)
+    rows: list[dict[str, float]] = []
+    for seed in split_seeds("test", args.images):
+        masks = make_scene(seed, config).masks  # (M, H, W)
+        areas = masks.sum(axis=(1, 2))
+        for i, mask in enumerate(masks):
+            x, y = interior_point(mask)
+            holders = np.flatnonzero(masks[:, y, x])
+            row = {"area": float(areas[i])}
+            row["random"] = float(np.mean([iou(masks[j], mask) for j in holders]))
+            row["smallest"] = iou(masks[holders[np.argmin(areas[holders])]], mask)
+            row["ambiguous"] = float(len(holders) > 1)
+            for stride in STRIDES:
+                row[f"stride {stride}"] = iou(pooled(mask, stride), mask)
+            rows.append(row)
+
+    columns = ["ambiguous", "random", "smallest", *(f"stride {s}" for s in STRIDES)]
+    print(f"{len(rows)} masks in {args.images} test scenes of {args.size} px")
+    print(f"{'class':<8} {'masks':>6} " + " ".join(f"{c:>10}" for c in columns))
+    for name, (low, high) in {"all": (0, np.inf), **SIZE_CLASSES}.items():
+        chosen = [r for r in rows if low <= r["area"] < high]
+        if not chosen:
+            continue
+        means = [np.mean([r[c] for r in chosen]) for c in columns]
+        print(f"{name:<8} {len(chosen):>6} " + " ".join(f"{m:>10.3f}" for m in means))
+
+
+if __name__ == "__main__":
+    main()
