@@ -156,3 +156,48 @@ def test_random_weights_flag_still_gives_an_untrained_model(tmp_path, capsys):
     argv = ["predict", str(EXAMPLES / "sample.png"), "--point", "330,190", "--random-weights"]
     assert main([*argv, "--out", str(out)]) == 0
     assert "random weights" in capsys.readouterr().err
+
+
+def _ceilings_module():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "training/segany-tiny/experiments/ceilings.py"
+    spec = importlib.util.spec_from_file_location("ceilings", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ceilings_pooling_keeps_grid_aligned_squares_and_loses_dots():
+    ceilings = _ceilings_module()
+    square = np.zeros((64, 64), dtype=bool)
+    square[16:32, 8:24] = True  # two stride-8 cells wide and high, on the grid
+    seen = ceilings.pooled(square, 8)
+    assert not (seen & ~square).any()  # nothing outside the square
+    # Bilinear upsampling rounds off the corners (0.5625 ** 2 < 0.5 at the corner pixel) and
+    # keeps the rest: 6 px lost at each corner, none along the sides.
+    ys, xs = np.nonzero(square & ~seen)
+    assert len(ys) == 24
+    corners = [(16, 8), (16, 23), (31, 8), (31, 23)]
+    assert all(
+        min(max(abs(y - cy), abs(x - cx)) for cy, cx in corners) <= 2
+        for y, x in zip(ys, xs, strict=True)
+    )
+    dot = np.zeros((64, 64), dtype=bool)
+    dot[10:13, 10:13] = True  # 9 px: under half of an 8 x 8 cell
+    assert not ceilings.pooled(dot, 8).any()
+
+
+def test_ceilings_script_prints_a_row_per_size_class(capsys, monkeypatch):
+    ceilings = _ceilings_module()
+    monkeypatch.setattr("sys.argv", ["ceilings.py", "--images", "2", "--size", "96"])
+    ceilings.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert "smallest" in lines[1] and "stride 8" in lines[1]
+    rows = {line.split()[0]: [float(v) for v in line.split()[2:]] for line in lines[2:]}
+    assert "all" in rows
+    for values in rows.values():
+        assert all(0.0 <= v <= 1.0 for v in values)
+    ambiguous, random_choice, smallest = rows["all"][:3]
+    if ambiguous == 0:  # no click in two masks: every choice rule is perfect
+        assert random_choice == smallest == 1.0
