@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from segany.data.synthetic import SceneConfig, make_scene, split_seeds
+from segany.evaluation.evaluator import SIZE_CLASSES
 from segany.evaluation.metrics import interior_point, iou
 
-SIZE_CLASSES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, np.inf)}
 STRIDES = (8, 4, 2)
 
 
@@ -62,8 +62,8 @@ def main() -> None:
     columns = ["ambiguous", "random", "smallest", *(f"stride {s}" for s in STRIDES)]
     print(f"{len(rows)} masks in {args.images} test scenes of {args.size} px")
     print(f"{'class':<8} {'masks':>6} " + " ".join(f"{c:>10}" for c in columns))
-    for name, (low, high) in {"all": (0, np.inf), **SIZE_CLASSES}.items():
-        chosen = [r for r in rows if low <= r["area"] < high]
+    for name, low, high in (("all", 0, None), *SIZE_CLASSES):
+        chosen = [r for r in rows if low <= r["area"] and (high is None or r["area"] < high)]
         if not chosen:
             continue
         means = [np.mean([r[c] for r in chosen]) for c in columns]
