@@ -143,6 +143,22 @@ def test_state_dict_round_trip(name, tmp_path):
         assert torch.equal(target.state_dict()[key], value), key
 
 
+def test_pe_scale_sets_the_frequencies_and_a_checkpoint_keeps_its_own(tmp_path):
+    spec = small_spec("segany-tiny")
+    key = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"
+    torch.manual_seed(3)
+    plain = build_model(spec).state_dict()[key]
+    torch.manual_seed(3)
+    wide = dataclasses.replace(spec, decoder=dataclasses.replace(spec.decoder, pe_scale=4.0))
+    scaled = build_model(wide)
+    assert torch.allclose(scaled.state_dict()[key], 4.0 * plain)
+    path = tmp_path / "weights.pth"
+    torch.save(scaled.state_dict(), path)
+    target = build_model(spec)  # pe_scale 1: the checkpoint's frequencies replace its own
+    load_checkpoint_into(target, path, spec)
+    assert torch.equal(target.state_dict()[key], scaled.state_dict()[key])
+
+
 # Parameter counts of the official checkpoints (SAM paper / MobileSAM, whole model).
 OFFICIAL_PARAMETERS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}
 

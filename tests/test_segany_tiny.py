@@ -158,18 +158,19 @@ def test_random_weights_flag_still_gives_an_untrained_model(tmp_path, capsys):
     assert "random weights" in capsys.readouterr().err
 
 
-def _ceilings_module():
+def _experiment_module(name: str):
+    """Load training/segany-tiny/experiments/NAME.py (a script folder, not a package)."""
     import importlib.util
 
-    path = Path(__file__).parents[1] / "training/segany-tiny/experiments/ceilings.py"
-    spec = importlib.util.spec_from_file_location("ceilings", path)
+    path = Path(__file__).parents[1] / f"training/segany-tiny/experiments/{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_ceilings_pooling_keeps_grid_aligned_squares_and_loses_dots():
-    ceilings = _ceilings_module()
+    ceilings = _experiment_module("ceilings")
     square = np.zeros((64, 64), dtype=bool)
     square[16:32, 8:24] = True  # two stride-8 cells wide and high, on the grid
     seen = ceilings.pooled(square, 8)
@@ -189,7 +190,7 @@ def test_ceilings_pooling_keeps_grid_aligned_squares_and_loses_dots():
 
 
 def test_ceilings_script_prints_a_row_per_size_class(capsys, monkeypatch):
-    ceilings = _ceilings_module()
+    ceilings = _experiment_module("ceilings")
     monkeypatch.setattr("sys.argv", ["ceilings.py", "--images", "2", "--size", "96"])
     ceilings.main()
     lines = capsys.readouterr().out.splitlines()
@@ -201,3 +202,17 @@ def test_ceilings_script_prints_a_row_per_size_class(capsys, monkeypatch):
     ambiguous, random_choice, smallest = rows["all"][:3]
     if ambiguous == 0:  # no click in two masks: every choice rule is perfect
         assert random_choice == smallest == 1.0
+
+
+def test_choice_script_compares_the_iou_head_with_fixed_outputs_and_the_oracle(capsys, monkeypatch):
+    choice = _experiment_module("choice")
+    monkeypatch.setattr("sys.argv", ["choice.py", "--images", "1", "--size", "128"])
+    choice.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[2:4] == ["IoU", "head"]
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[1:]}
+    count, head, *fixed, oracle = rows["all"]
+    assert count >= 1
+    assert all(0.0 <= v <= oracle <= 1.0 for v in [head, *fixed])
+    # The oracle is the best of the three outputs, mask by mask, so at least their best mean.
+    assert oracle >= max(fixed) - 1e-9

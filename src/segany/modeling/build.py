@@ -43,6 +43,7 @@ def build_model(spec: ModelSpec) -> Sam:
             image_embedding_size=(grid, grid),
             input_image_size=(spec.image_size, spec.image_size),
             mask_in_chans=dec.mask_in_chans,
+            pe_scale=dec.pe_scale,
         ),
         mask_decoder=MaskDecoder(
             transformer_dim=dec.transformer_dim,

@@ -111,3 +111,4 @@ class DecoderConfig:
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
     mask_in_chans: int = 16
+    pe_scale: float = 1.0  # std of the prompt encoder's random positional frequencies

@@ -59,6 +59,8 @@ class PromptEncoder(nn.Module):
         image_embedding_size: (h, w) of the image embedding grid.
         input_image_size: (H, W) of the padded model input, the frame of point coordinates.
         mask_in_chans: hidden channels of the mask downscaler.
+        pe_scale: standard deviation of the random positional frequencies (SAM: 1). Only
+            initialises the frequency buffer: a checkpoint's own buffer replaces it on load.
     """
 
     def __init__(
@@ -67,12 +69,13 @@ class PromptEncoder(nn.Module):
         image_embedding_size: tuple[int, int],
         input_image_size: tuple[int, int],
         mask_in_chans: int,
+        pe_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.image_embedding_size = image_embedding_size
         self.input_image_size = input_image_size
-        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
+        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2, pe_scale)
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
         self.not_a_point_embed = nn.Embedding(1, embed_dim)
         self.mask_input_size = (4 * image_embedding_size[0], 4 * image_embedding_size[1])

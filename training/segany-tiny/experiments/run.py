@@ -1,9 +1,11 @@
 """Run one stage-1 experiment of segany-tiny's architecture on a registered variant.
 
-    python run.py CONFIG.toml STRIDE
+    python run.py CONFIG.toml STRIDE [PE_SCALE]
 
-Registers `segany-tiny-s{STRIDE}` (segany-tiny with its encoder at that output stride) and
-trains CONFIG with it (the config's model.name is replaced). For choosing the recipe only.
+Registers `segany-tiny-s{STRIDE}` (segany-tiny with its encoder at that output stride, and
+the prompt encoder's positional frequencies at std PE_SCALE, 1 by default, with a `-pe{..}`
+suffix when not 1) and trains CONFIG with it (the config's model.name is replaced). For
+choosing the recipe only.
 """
 
 import dataclasses
@@ -15,10 +17,17 @@ from segany.train.config import load_config
 from segany.train.trainer import Trainer
 
 config_path, stride = sys.argv[1], int(sys.argv[2])
+pe_scale = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
 spec = get_spec("segany-tiny")
-name = f"segany-tiny-s{stride}"
+name = f"segany-tiny-s{stride}" + (f"-pe{pe_scale:g}" if pe_scale != 1.0 else "")
 register(
-    dataclasses.replace(spec, name=name, encoder=ConvEncoderConfig(stride=stride), bundled=None)
+    dataclasses.replace(
+        spec,
+        name=name,
+        encoder=ConvEncoderConfig(stride=stride),
+        decoder=dataclasses.replace(spec.decoder, pe_scale=pe_scale),
+        bundled=None,
+    )
 )
 config = load_config(config_path)
 config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=name))

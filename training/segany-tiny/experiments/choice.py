@@ -1,0 +1,81 @@
+"""Where a model's 1-point score goes: the quality of its three masks, or the choice among them.
+Reproduces the output-choice table in ../NOTES.md:
+
+    python training/segany-tiny/experiments/choice.py [--checkpoint FILE] [--split val]
+        [--images 40] [--size 256]
+
+For every mask of at least `segany eval`'s minimum area, the model gets `segany eval`'s first
+click (the mask's interior point farthest from its border) and returns three masks. The IoU
+with the ground truth is then averaged for each way of choosing one of the three: the IoU
+head (what `segany eval` and SAM do), a fixed output index, and the oracle (best of 3). The
+rows split the masks into "unambiguous" (the click lies in one ground-truth mask) and
+"ambiguous" (it lies in several: nested parts). Uses the validation split by default, so that
+choosing a recipe never looks at the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from segany import SamPredictor, build_sam
+from segany.data.spec import SyntheticScenes
+from segany.data.synthetic import SceneConfig
+from segany.evaluation.evaluator import EvalConfig
+from segany.evaluation.metrics import interior_point, iou
+
+CHOICES = ("IoU head", "output 0", "output 1", "output 2", "oracle")
+
+
+def choice_rows(predictor: SamPredictor, scenes: SyntheticScenes) -> list[dict[str, float]]:
+    """One row per evaluated mask: the IoU of each choice in `CHOICES`, and "ambiguous" (1.0
+    when the click lies in more than one ground-truth mask)."""
+    min_area = EvalConfig().min_area
+    rows = []
+    for index in range(len(scenes)):
+        sample = scenes[index]
+        truths = sample.masks.to_numpy()  # (M, H, W) bool
+        predictor.set_image(sample.image)
+        for truth in truths:
+            if truth.sum() < min_area:
+                continue
+            x, y = interior_point(truth)
+            masks, scores, _ = predictor.predict(
+                point_coords=np.array([[x, y]], dtype=np.float32),
+                point_labels=np.array([1]),
+                multimask_output=True,
+            )  # (3, H, W), (3,)
+            ious = [iou(mask, truth) for mask in masks]
+            row = dict(zip(CHOICES[1:4], ious, strict=True))
+            row["IoU head"] = ious[int(np.argmax(scores))]
+            row["oracle"] = max(ious)
+            row["ambiguous"] = float(truths[:, y, x].sum() > 1)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="weights to load (default: the shipped ones)")
+    parser.add_argument("--split", default="val", choices=("val", "test"))
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+
+    model = build_sam("segany-tiny", checkpoint=args.checkpoint)
+    scenes = SyntheticScenes(
+        args.split, args.images, SceneConfig(height=args.size, width=args.size)
+    )
+    rows = choice_rows(SamPredictor(model), scenes)
+    print(f"{'masks':<12} {'count':>6} " + " ".join(f"{c:>9}" for c in CHOICES))
+    groups = (("all", None), ("unambiguous", 0.0), ("ambiguous", 1.0))
+    for name, ambiguous in groups:
+        chosen = [r for r in rows if ambiguous is None or r["ambiguous"] == ambiguous]
+        if chosen:
+            means = [np.mean([r[c] for r in chosen]) for c in CHOICES]
+            print(f"{name:<12} {len(chosen):>6} " + " ".join(f"{m:>9.3f}" for m in means))
+
+
+if __name__ == "__main__":
+    main()
