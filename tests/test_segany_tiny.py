@@ -216,3 +216,25 @@ def test_choice_script_compares_the_iou_head_with_fixed_outputs_and_the_oracle(c
     assert all(0.0 <= v <= oracle <= 1.0 for v in [head, *fixed])
     # The oracle is the best of the three outputs, mask by mask, so at least their best mean.
     assert oracle >= max(fixed) - 1e-9
+
+
+def test_warm_stride4_init_copies_the_shipped_weights_and_starts_the_new_branch_at_zero(
+    tmp_path, monkeypatch
+):
+    import segany.registry
+
+    # The script registers its variant: keep that out of the registry the other tests see.
+    monkeypatch.setattr(segany.registry, "_SPECS", dict(segany.registry._SPECS))
+    warm = _experiment_module("warm_stride4")
+    config = Path(__file__).parents[1] / "training/segany-tiny/experiments/e6.toml"
+    text = config.read_text().replace('"runs/exp/e6"', f'"{(tmp_path / "e6").as_posix()}"')
+    (tmp_path / "e6.toml").write_text(text)
+    monkeypatch.setattr("sys.argv", ["warm_stride4.py", str(tmp_path / "e6.toml"), "--init-only"])
+    warm.main()
+    init = torch.load(tmp_path / "e6" / "init.pth", weights_only=True)
+    shipped = build_sam("segany-tiny").state_dict()
+    for key, value in shipped.items():
+        assert torch.equal(init[key], value), key
+    new = sorted(set(init) - set(shipped))
+    assert new and all(k.startswith(("image_encoder.lateral", "image_encoder.fuse")) for k in new)
+    assert not init["image_encoder.lateral.1.weight"].any()
