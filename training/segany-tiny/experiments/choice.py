@@ -55,6 +55,11 @@ def choice_rows(predictor: SamPredictor, scenes: SyntheticScenes) -> list[dict[s
     return rows
 
 
+def mean_by_choice(rows: list[dict[str, float]]) -> list[float]:
+    """The mean IoU of each choice in `CHOICES` over `rows` (not empty)."""
+    return [float(np.mean([r[c] for r in rows])) for c in CHOICES]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="weights to load (default: the shipped ones)")
@@ -73,7 +78,7 @@ def main() -> None:
     for name, ambiguous in groups:
         chosen = [r for r in rows if ambiguous is None or r["ambiguous"] == ambiguous]
         if chosen:
-            means = [np.mean([r[c] for r in chosen]) for c in CHOICES]
+            means = mean_by_choice(chosen)
             print(f"{name:<12} {len(chosen):>6} " + " ".join(f"{m:>9.3f}" for m in means))
 
 

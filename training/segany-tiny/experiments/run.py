@@ -16,19 +16,31 @@ from segany.registry import get_spec, register
 from segany.train.config import load_config
 from segany.train.trainer import Trainer
 
-config_path, stride = sys.argv[1], int(sys.argv[2])
-pe_scale = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
-spec = get_spec("segany-tiny")
-name = f"segany-tiny-s{stride}" + (f"-pe{pe_scale:g}" if pe_scale != 1.0 else "")
-register(
-    dataclasses.replace(
-        spec,
-        name=name,
-        encoder=ConvEncoderConfig(stride=stride),
-        decoder=dataclasses.replace(spec.decoder, pe_scale=pe_scale),
-        bundled=None,
+
+def register_variant(stride: int, pe_scale: float = 1.0) -> str:
+    """Register segany-tiny with its encoder at `stride` and the prompt encoder's positional
+    frequencies at std `pe_scale`, without the shipped weights; returns the variant's name."""
+    spec = get_spec("segany-tiny")
+    name = f"segany-tiny-s{stride}" + (f"-pe{pe_scale:g}" if pe_scale != 1.0 else "")
+    register(
+        dataclasses.replace(
+            spec,
+            name=name,
+            encoder=ConvEncoderConfig(stride=stride),
+            decoder=dataclasses.replace(spec.decoder, pe_scale=pe_scale),
+            bundled=None,
+        )
     )
-)
-config = load_config(config_path)
-config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=name))
-Trainer(config).fit()
+    return name
+
+
+def main() -> None:
+    config_path, stride = sys.argv[1], int(sys.argv[2])
+    name = register_variant(stride, float(sys.argv[3]) if len(sys.argv) > 3 else 1.0)
+    config = load_config(config_path)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=name))
+    Trainer(config).fit()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,27 +22,23 @@ import torch
 from segany import SamPredictor
 from segany.data.spec import SyntheticScenes
 from segany.modeling.build import build_model
-from segany.modeling.config import ConvEncoderConfig
-from segany.registry import build_sam, get_spec, register
+from segany.registry import build_sam, get_spec
 from segany.train.config import load_config
 from segany.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choice import CHOICES, choice_rows  # noqa: E402
-
-NAME = "segany-tiny-s4"
+from choice import CHOICES, choice_rows, mean_by_choice  # noqa: E402
+from run import register_variant  # noqa: E402
 
 
 def main() -> None:
     config = load_config(sys.argv[1])
-    spec = get_spec("segany-tiny")
-    s4 = dataclasses.replace(spec, name=NAME, encoder=ConvEncoderConfig(stride=4), bundled=None)
-    register(s4)
+    name = register_variant(stride=4)
     out = Path(config.loop.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init.pth"
     if not init.exists():
-        model = build_model(s4)
+        model = build_model(get_spec(name))
         missing, unexpected = model.load_state_dict(build_sam("segany-tiny").state_dict(), False)
         assert not unexpected, unexpected
         assert all(k.startswith(("image_encoder.lateral", "image_encoder.fuse")) for k in missing)
@@ -50,12 +46,12 @@ def main() -> None:
         torch.save(model.state_dict(), init)
     if "--init-only" in sys.argv:
         return
-    model_cfg = dataclasses.replace(config.model, name=NAME, checkpoint=str(init))
+    model_cfg = dataclasses.replace(config.model, name=name, checkpoint=str(init))
     Trainer(dataclasses.replace(config, model=model_cfg)).fit()
     for label, path in (("start", init), ("end", out / "model.pth")):
-        predictor = SamPredictor(build_sam(NAME, checkpoint=path))
+        predictor = SamPredictor(build_sam(name, checkpoint=path))
         rows = choice_rows(predictor, SyntheticScenes("val", 40))
-        means = " ".join(f"{c} {sum(r[c] for r in rows) / len(rows):.3f}" for c in CHOICES)
+        means = " ".join(f"{c} {m:.3f}" for c, m in zip(CHOICES, mean_by_choice(rows), strict=True))
         print(f"{label}: {len(rows)} masks, {means}", flush=True)
 
 
