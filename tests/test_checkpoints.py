@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 
 import pytest
 import torch
@@ -112,13 +113,28 @@ def test_corrupt_file(tmp_path, damage, suffix):
     data = good.read_bytes()
     bad = tmp_path / f"bad{suffix}"
     bad.write_bytes(
-        {"random": os.urandom(4096), "truncated": data[: len(data) // 2], "empty": b""}[damage]
+        {"random": random.Random(0).randbytes(4096), "truncated": data[: len(data) // 2], "empty": b""}[damage]
     )
     with pytest.raises(CheckpointError) as info:
         read_state_dict(bad)
     message = str(info.value)
     assert str(bad) in message
     assert "corrupt" in message and "again" in message
+
+
+def test_random_pickle_bytes_always_give_a_checkpoint_error(tmp_path):
+    # Random bytes after a pickle header make torch's weights-only unpickler fail in many ways
+    # (UnpicklingError, IndexError, KeyError, UnicodeDecodeError, struct.error, EOFError); every
+    # one must reach the user as the same typed error, never as a raw exception.
+    causes = set()
+    for seed in range(300):
+        rng = random.Random(seed)
+        bad = tmp_path / f"fuzz{seed}.pth"
+        bad.write_bytes(b"\x80\x02" + rng.randbytes(rng.choice([8, 64, 512])))
+        with pytest.raises(CheckpointError, match="corrupt") as info:
+            read_state_dict(bad)
+        causes.add(type(info.value.__cause__).__name__)
+    assert {"IndexError", "UnicodeDecodeError", "error"} <= causes, causes
 
 
 def test_content_that_is_not_a_dict(tmp_path):

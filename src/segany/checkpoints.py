@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,17 +29,11 @@ _WRAPPER_KEYS = ("model", "state_dict")
 # How many keys of each kind an error message lists before summarising the rest.
 _LIST_LIMIT = 10
 
-# What a corrupt or truncated file makes torch.load raise varies with where the damage is:
-# a broken zip directory, a short read, a pickle opcode it does not know, a missing record.
-_TORCH_LOAD_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    OSError,
-    KeyError,
-    ValueError,
-    RuntimeError,
-    zipfile.BadZipFile,
-)
+# What a corrupt or truncated file makes torch.load raise varies with where the damage is: a
+# broken zip directory, a short read, a pickle opcode it does not know, a missing record, and,
+# from inside torch's weights-only unpickler, IndexError, struct.error or UnicodeDecodeError on
+# random bytes. Any of them means the same to the user (the file is damaged), so all are caught.
+_TORCH_LOAD_ERRORS = (Exception,)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
