@@ -186,6 +186,13 @@ def test_read_sa1b_rejects_other_files(tmp_path):
     (tmp_path / "y.json").write_text("{")
     with pytest.raises(FormatError, match="not JSON"):
         read_sa1b(tmp_path / "y.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(FormatError, match="not JSON"):
+        read_sa1b(tmp_path / "binary.json")
+    with pytest.raises(FormatError, match="cannot read"):
+        read_sa1b(tmp_path / "missing.json")
+    with pytest.raises(FormatError, match="cannot read"):
+        read_sa1b(tmp_path)
 
 
 def test_coco_parts_merge_into_a_file_pycocotools_loads(tmp_path):
@@ -213,6 +220,23 @@ def test_coco_parts_merge_into_a_file_pycocotools_loads(tmp_path):
         assert mask.shape == (image["height"], image["width"])
         assert int(mask.sum()) == annotation["area"]
     np.testing.assert_array_equal(coco.annToMask(annotations[2]), rectangles(30, 40)[0])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"{", "cannot read the COCO part"), (b"\xff\xfe\x00binary", "cannot read the COCO part"),
+     (b"[]", "is not a COCO part file"), (None, "cannot read the COCO part")],
+)
+def test_a_damaged_coco_part_is_a_format_error_and_writes_nothing(tmp_path, content, message):
+    write_coco_part(tmp_path / "a.json", "a.png", WIDTH, HEIGHT, coco_records(HEIGHT, WIDTH))
+    bad = tmp_path / "bad.json"
+    if content is not None:  # None: the part file is missing
+        bad.write_bytes(content)
+    out = tmp_path / "coco.json"
+    with pytest.raises(FormatError, match=message):
+        merge_coco_parts([(1, tmp_path / "a.json"), (2, bad)], out)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_png_folder_and_metadata(tmp_path):

@@ -178,7 +178,17 @@ def test_pool_errors(tmp_path):
     assert len(SceneDataset(path)) == 2
     with pytest.raises(DataError, match="not a scene pool"):
         SceneDataset(tmp_path)
-    (path / "kind.npy").unlink()
+    kind = path / "kind.npy"
+    good = kind.read_bytes()
+    # A damaged header: numpy's header parser raises tokenize.TokenError for this one.
+    kind.write_bytes(good.replace(b",), }", b",(, }"))
+    with pytest.raises(DataError, match="cannot read kind.npy .*TokenError"):
+        SceneDataset(path)
+    for damaged in (good[:20], b"garbage"):
+        kind.write_bytes(damaged)
+        with pytest.raises(DataError, match="cannot read kind.npy"):
+            SceneDataset(path)
+    kind.unlink()
     with pytest.raises(DataError, match="kind.npy is missing"):
         SceneDataset(path)
 

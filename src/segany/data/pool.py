@@ -159,8 +159,12 @@ class SceneDataset(torch.utils.data.Dataset):
             return np.load(self.path / name, mmap_mode="r" if mmap else None)
         except FileNotFoundError:
             raise DataError(f"{self.path}: {name} is missing (an incomplete copy?)") from None
-        except ValueError as e:
-            raise DataError(f"{self.path}: cannot read {name}: {e}") from None
+        except Exception as e:  # ValueError, OSError, tokenize.TokenError, ...
+            # numpy parses a damaged header with Python's tokenizer, so the errors vary widely.
+            raise DataError(
+                f"{self.path}: cannot read {name} ({type(e).__name__}: {e}); the pool is "
+                "damaged, rebuild it with build_pool"
+            ) from None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -148,7 +148,9 @@ def read_json(path: Path) -> Any:
         raise DataError(f"annotation file not found: {path}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not an annotation file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:  # e.g. permission denied
+        raise DataError(f"cannot read {path}: {e}") from None
+    except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError for binary content
         raise DataError(f"cannot read {path}: not valid JSON ({e})") from None
 
 

@@ -41,7 +41,7 @@ def write_coco_part(
 def _read_part(path: Path) -> dict[str, Any]:
     try:
         part = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError or UnicodeDecodeError
         raise FormatError(f"cannot read the COCO part file {path}: {e}") from None
     if not isinstance(part, dict) or not {"image", "annotations"} <= part.keys():
         raise FormatError(f"{path} is not a COCO part file (needs 'image' and 'annotations')")

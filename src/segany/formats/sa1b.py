@@ -53,7 +53,9 @@ def read_sa1b(path: Path) -> dict[str, Any]:
     """
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except OSError as e:  # missing, a folder, unreadable
+        raise FormatError(f"cannot read the SA-1B file {path}: {e}") from None
+    except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError for binary content
         raise FormatError(f"{path} is not JSON: {e}") from None
     if not isinstance(document, dict) or not {"image", "annotations"} <= document.keys():
         raise FormatError(f"{path} is not an SA-1B file: expected 'image' and 'annotations'")
