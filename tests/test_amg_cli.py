@@ -224,8 +224,12 @@ def test_coco_parts_merge_into_a_file_pycocotools_loads(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"{", "cannot read the COCO part"), (b"\xff\xfe\x00binary", "cannot read the COCO part"),
-     (b"[]", "is not a COCO part file"), (None, "cannot read the COCO part")],
+    [
+        (b"{", "cannot read the COCO part"),
+        (b"\xff\xfe\x00binary", "cannot read the COCO part"),
+        (b"[]", "is not a COCO part file"),
+        (None, "cannot read the COCO part"),
+    ],
 )
 def test_a_damaged_coco_part_is_a_format_error_and_writes_nothing(tmp_path, content, message):
     write_coco_part(tmp_path / "a.json", "a.png", WIDTH, HEIGHT, coco_records(HEIGHT, WIDTH))

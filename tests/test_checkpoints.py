@@ -112,9 +112,12 @@ def test_corrupt_file(tmp_path, damage, suffix):
         torch.save(sd, good)
     data = good.read_bytes()
     bad = tmp_path / f"bad{suffix}"
-    bad.write_bytes(
-        {"random": random.Random(0).randbytes(4096), "truncated": data[: len(data) // 2], "empty": b""}[damage]
-    )
+    damaged = {
+        "random": random.Random(0).randbytes(4096),
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+    }
+    bad.write_bytes(damaged[damage])
     with pytest.raises(CheckpointError) as info:
         read_state_dict(bad)
     message = str(info.value)

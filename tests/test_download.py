@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from conftest import unused_local_port
 from segany.download import cache_dir, checkpoint_path, download_checkpoint
 from segany.errors import DownloadError, ModelNotFoundError
 from segany.registry import get_spec
@@ -213,14 +213,8 @@ def test_http_error(server, tmp_path):
     assert "--checkpoint PATH" in str(info.value)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused_reads_as_offline(tmp_path):
-    url = f"http://127.0.0.1:{_closed_port()}/{FILE_NAME}"
+    url = f"http://127.0.0.1:{unused_local_port()}/{FILE_NAME}"
     with pytest.raises(DownloadError) as info:
         download_checkpoint(_spec(url), progress=False, timeout=5)
     message = str(info.value)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
+from conftest import unused_local_port
 from reference_models import build_reference
 from segany import build_sam
 from segany.cli.main import main
@@ -140,12 +140,6 @@ def test_resume_with_another_setting_is_refused(tmp_path, scenes):
         Trainer(other, scenes).fit()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, scenes) -> None:
     torch.set_num_threads(1)
     os.environ.update(
@@ -162,7 +156,7 @@ def test_two_gloo_processes_equal_one(tmp_path, scenes):
     # On the CPU, as the gloo backend is meant here (one CUDA device per process otherwise).
     single = weights(Trainer(make_config(tmp_path / "one", 3, loop=CPU), scenes).fit())
     config = make_config(tmp_path / "two", 3, loop=CPU)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), config, scenes), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, unused_local_port(), config, scenes), nprocs=2, join=True)
     double = weights(tmp_path / "two" / "model.pth")
     assert single.keys() == double.keys()
     for key, value in single.items():
