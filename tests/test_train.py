@@ -189,11 +189,15 @@ def test_lr_schedule():
         ("[training]\nmax_steps = 1\n", "training"),
         ('[loop]\nmax_steps = "ten"\n', "max_steps"),
         ("[loop\n", "TOML"),
+        (b"\xff\xfe[loop]", "not UTF-8"),
     ],
 )
 def test_config_errors(tmp_path, text, message):
     path = tmp_path / "config.toml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
 

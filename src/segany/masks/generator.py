@@ -41,6 +41,8 @@ UPSCALE_CHUNK_BYTES = 64 * 2**20
 # (each prompt carries several MB of image-sized activations), so a batch of
 # `points_per_batch` prompts is decoded a few at a time; results are identical.
 DECODER_MICRO_BATCH = 4
+# Crop layers beyond this would run thousands of encoder passes on one image (4**i crops each).
+MAX_CROP_LAYERS = 4
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,18 @@ class AmgConfig:
             raise ConfigError(f"points_per_side must be >= 1, got {self.points_per_side}")
         if self.points_per_batch < 1:
             raise ConfigError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
-        if self.crop_n_layers < 0:
-            raise ConfigError(f"crop_n_layers must be >= 0, got {self.crop_n_layers}")
+        if not 0 <= self.crop_n_layers <= MAX_CROP_LAYERS:
+            raise ConfigError(
+                f"crop_n_layers must be >= 0 and <= {MAX_CROP_LAYERS}, got {self.crop_n_layers} "
+                f"(layer i adds 4**i crops, each a full encoder pass; {MAX_CROP_LAYERS} layers "
+                f"already run {sum(4**i for i in range(MAX_CROP_LAYERS + 1))})"
+            )
+        for name in ("pred_iou_thresh", "stability_score_thresh"):
+            if getattr(self, name) > 1.0:  # below 0 is allowed: it keeps every mask
+                raise ConfigError(
+                    f"{name} must be at most 1 (a fraction, e.g. 0.88), got {getattr(self, name)}; "
+                    "above 1 no mask would be kept"
+                )
         if self.crop_n_points_downscale_factor < 1:
             raise ConfigError("crop_n_points_downscale_factor must be >= 1")
         for name in ("box_nms_thresh", "crop_nms_thresh"):

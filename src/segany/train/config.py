@@ -186,6 +186,10 @@ def load_config(path: str | Path) -> TrainConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {e.start}); is it the right file?"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(text)
