@@ -96,7 +96,16 @@ def _read_torch_pickle(path: Path) -> object:
 
 
 def _first_line(error: BaseException) -> str:
+    """The part of a torch.load error that describes the damage.
+
+    The weights-only unpickler wraps its finding ("Unsupported operand 123") in advice to retry
+    with weights_only=False, which is wrong for a damaged file and unsafe for a foreign one, so
+    only the finding is kept.
+    """
     text = str(error).strip()
+    finding = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n|$)", text)
+    if finding:
+        return finding.group(1)
     return text.splitlines()[0] if text else "no details"
 
 
