@@ -286,6 +286,15 @@ def test_portrait_and_square_images(model):
         assert masks.shape == (3, *size)
 
 
+@pytest.mark.parametrize("size", [(1, 5000), (3000, 2)])
+def test_extreme_strips_keep_a_one_pixel_side(model, size):
+    # Resized to the model's long side, the short side rounds to 0; it is kept at 1 px.
+    predictor = SamPredictor(model)
+    predictor.set_image(np.zeros((*size, 3), np.uint8))
+    masks, scores, _ = predictor.predict(point_coords=[[0, 0]], point_labels=[1])
+    assert masks.shape == (3, *size) and np.isfinite(scores).all()
+
+
 def test_list_prompts_equal_arrays(predictor):
     expected = predictor.predict(**POINT, box=BOXES[0])
     got = predictor.predict(point_coords=[[30, 20]], point_labels=[1], box=list(BOXES[0]))

@@ -12,9 +12,12 @@ from PIL import Image
 
 
 def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h', w') of an (height, width) image resized so its longest side is `long_side`."""
+    """(h', w') of an (height, width) image resized so its longest side is `long_side`.
+
+    A side that would round to 0 (a 1 x 5000 strip) is kept at 1 px; the reference fails there.
+    """
     scale = long_side * 1.0 / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 def resize_image(image: np.ndarray, long_side: int) -> np.ndarray:
