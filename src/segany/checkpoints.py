@@ -29,12 +29,6 @@ _WRAPPER_KEYS = ("model", "state_dict")
 # How many keys of each kind an error message lists before summarising the rest.
 _LIST_LIMIT = 10
 
-# What a corrupt or truncated file makes torch.load raise varies with where the damage is: a
-# broken zip directory, a short read, a pickle opcode it does not know, a missing record, and,
-# from inside torch's weights-only unpickler, IndexError, struct.error or UnicodeDecodeError on
-# random bytes. Any of them means the same to the user (the file is damaged), so all are caught.
-_TORCH_LOAD_ERRORS = (Exception,)
-
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict (parameter name -> CPU tensor) from a `.pth`/`.pt` or `.safetensors` file.
@@ -77,7 +71,11 @@ def _read_safetensors(path: Path) -> object:
 def _read_torch_pickle(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except _TORCH_LOAD_ERRORS as e:
+    except Exception as e:
+        # What a damaged file makes torch.load raise varies with where the damage is: a broken
+        # zip directory, a short read, an unknown pickle opcode, a missing record, and from the
+        # weights-only unpickler IndexError, struct.error or UnicodeDecodeError on random bytes.
+        # To the user all mean the same (the file is damaged), so all are caught.
         # torch names the offending global in its message, e.g. "GLOBAL argparse.Namespace".
         refused = re.search(r"GLOBAL ([\w.]+)", str(e))
         if isinstance(e, pickle.UnpicklingError) and refused:

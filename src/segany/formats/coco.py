@@ -17,6 +17,7 @@ from typing import Any
 from segany.errors import FormatError
 from segany.formats.atomic import atomic_file, atomic_write_text
 from segany.formats.fields import mask_fields
+from segany.formats.jsonfile import read_json_file
 from segany.formats.segmentation import to_coco_rle
 
 CATEGORIES = ({"id": 1, "name": "object"},)
@@ -39,10 +40,7 @@ def write_coco_part(
 
 
 def _read_part(path: Path) -> dict[str, Any]:
-    try:
-        part = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError or UnicodeDecodeError
-        raise FormatError(f"cannot read the COCO part file {path}: {e}") from None
+    part = read_json_file(path, "COCO part file")
     if not isinstance(part, dict) or not {"image", "annotations"} <= part.keys():
         raise FormatError(f"{path} is not a COCO part file (needs 'image' and 'annotations')")
     return part

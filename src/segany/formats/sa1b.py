@@ -18,6 +18,7 @@ from typing import Any
 from segany.errors import FormatError
 from segany.formats.atomic import atomic_write_text
 from segany.formats.fields import mask_fields
+from segany.formats.jsonfile import read_json_file
 from segany.formats.segmentation import to_coco_rle
 
 
@@ -51,12 +52,7 @@ def read_sa1b(path: Path) -> dict[str, Any]:
 
     Decode a mask with `segany.formats.to_binary_mask(annotation["segmentation"])`.
     """
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:  # missing, a folder, unreadable
-        raise FormatError(f"cannot read the SA-1B file {path}: {e}") from None
-    except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError for binary content
-        raise FormatError(f"{path} is not JSON: {e}") from None
+    document = read_json_file(path, "SA-1B file")
     if not isinstance(document, dict) or not {"image", "annotations"} <= document.keys():
         raise FormatError(f"{path} is not an SA-1B file: expected 'image' and 'annotations'")
     image = document["image"]
