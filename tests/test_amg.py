@@ -16,7 +16,7 @@ from test_amg_parity import _engineer
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_sam("test_tiny")
+    return build_sam("test_tiny", pretrained=False)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_pil_input_and_explicit_grid(model):
 
 def test_skip_covered_points_prompts_fewer_points():
     torch.manual_seed(0)
-    model = _engineer(build_sam("test_tiny"))
+    model = _engineer(build_sam("test_tiny", pretrained=False))
     image = synthetic_image(180, 240, seed=7)
     options = dict(points_per_side=12, points_per_batch=16, pred_iou_thresh=0.3,
                    stability_score_thresh=0.6)  # fmt: skip

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from conftest import synthetic_image
-from segany.cli import amg as amg_cli
 from segany.cli.main import main
 from segany.engine import ModelSource, find_images
 from segany.engine import worker as engine_worker
@@ -31,9 +30,11 @@ from segany.formats import (
     write_sa1b,
 )
 from segany.formats.atomic import atomic_file, atomic_folder
+from segany.formats.manifest import ManifestEntry, read_manifest
 from segany.formats.png import METADATA_HEADER
-from segany.masks.generator import AmgConfig
+from segany.masks.config import AmgConfig
 from segany.masks.rle import masks_to_rle
+from segany.registry import get_spec
 from segany.visualize import distinct_color, draw_masks
 
 HEIGHT, WIDTH = 64, 80
@@ -105,6 +106,7 @@ class StubGenerator:
     def __init__(self, model, amg: AmgConfig) -> None:
         assert amg.output_mode == "coco_rle"  # the engine asks for compact masks
         self.amg = amg
+        StubGenerator.last = self
 
     def generate(self, image: np.ndarray) -> list[dict]:
         assert image.dtype == np.uint8 and image.ndim == 3
@@ -338,10 +340,39 @@ def test_find_images_errors(images, tmp_path):
 # ---- the command line, with the stub generator ------------------------------------------
 
 
-def test_cli_defaults_are_the_generators():
-    defaults = AmgConfig()
-    for name, _, default, _ in amg_cli._AMG_OPTIONS:
-        assert getattr(defaults, name) == default, name
+def test_cli_flags_default_to_the_models_defaults(stub, images, tmp_path, capsys):
+    """No flag given: SAM's options with the model's own defaults; a flag given wins."""
+    code, _, err = amg(capsys, images / "a.png", "--out", tmp_path / "o1", *TINY)
+    assert code == 0, err
+    assert StubGenerator.last.amg == AmgConfig.for_model(
+        get_spec("test_tiny"), output_mode="coco_rle"
+    )
+    code, _, err = amg(
+        capsys,
+        images / "a.png",
+        "--out",
+        tmp_path / "o2",
+        *TINY,
+        "--pred-iou-thresh",
+        "0.25",
+        "--skip-covered-points",
+    )
+    assert code == 0, err
+    assert StubGenerator.last.amg.pred_iou_thresh == 0.25
+    assert StubGenerator.last.amg.skip_covered_points is True
+
+
+def test_an_image_with_no_mask_is_warned_about_naming_the_thresholds(
+    stub, images, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(StubGenerator, "generate", lambda self, image: [])
+    code, stdout, err = amg(capsys, images / "a.png", "--out", tmp_path / "out", *TINY)
+    assert code == 0
+    assert (
+        "a.png: no mask passed the filters (pred_iou_thresh 0.88, stability_score_thresh "
+        "0.95)" in err
+    )
+    assert "(0 masks)" in stdout
 
 
 @pytest.mark.parametrize("fmt", ["sa1b", "coco", "png"])
@@ -355,10 +386,15 @@ def test_amg_writes_each_format_and_reports_the_corrupt_file(capsys, stub, image
     assert len(errors) == 1 and errors[0].startswith("broken.png\t")
     assert stub.calls == 3
 
+    # Every format records where its images are, the corrupt one too (it has no outputs).
+    manifest = read_manifest(out / "manifest.json")
+    assert sorted(manifest) == ["a.png", "broken.png", "c.png", "sub/b.jpg"]
+    assert manifest["sub/b.jpg"] == ManifestEntry(4, "sub/b.jpg", images / "sub" / "b.jpg")
     if fmt == "sa1b":
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
             "a.json",
             "c.json",
+            "manifest.json",
             "sub/b.json",
         ]
         document = read_sa1b(out / "c.json")
@@ -539,6 +575,7 @@ def test_ray_engine_writes_what_the_local_engine_writes(capsys, images, tmp_path
     code, stdout, err = amg(capsys, images, "--out", distributed, *TINY, *LOW, "--engine", "ray")
     assert code == 0, err
     assert "3 processed" in stdout and "1 failed" in stdout and "broken.png" in err
+    assert read_manifest(distributed / "manifest.json") == read_manifest(local / "manifest.json")
     for key in ("a", "c", "sub/b"):
         ours = json.loads((local / f"{key}.json").read_text())
         theirs = json.loads((distributed / f"{key}.json").read_text())

@@ -10,15 +10,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from segany.checkpoints import detect_variant, load_checkpoint_into, read_state_dict
+from segany.checkpoints import load_checkpoint_into, read_state_dict
 from segany.errors import CheckpointError
 from segany.modeling.config import ViTConfig
-from segany.registry import build_sam, get_spec, list_models
+from segany.registry import build_sam, detect_variant, get_spec, list_models
 
 
 def _tiny_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
-    return {k: v.clone() for k, v in build_sam("test_tiny").state_dict().items()}
+    return {k: v.clone() for k, v in build_sam("test_tiny", pretrained=False).state_dict().items()}
 
 
 def _assert_same_weights(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
@@ -93,7 +93,8 @@ def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found") as info:
         read_state_dict(path)
     assert str(path) in str(info.value)
-    assert "segany download" in str(info.value)
+    assert "download_checkpoint" in str(info.value)
+    assert "--" not in str(info.value)  # the library speaks Python, not command-line flags
 
 
 def test_directory_is_not_a_checkpoint(tmp_path):
@@ -183,7 +184,8 @@ def test_wrong_variant_names_the_detected_model(tmp_path):
         build_sam("test_tiny", checkpoint=path)
     message = str(info.value)
     assert "this looks like a vit_b checkpoint, but model test_tiny was requested" in message
-    assert "--model vit_b" in message
+    assert "load it as model 'vit_b'" in message
+    assert "--model" not in message
 
 
 def test_missing_and_unexpected_keys_are_listed(tmp_path):
@@ -196,10 +198,12 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     path = tmp_path / "partial.pth"
     torch.save(sd, path)
     torch.manual_seed(5)
-    model = build_sam("test_tiny")
+    model = build_sam("test_tiny", pretrained=False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointError) as info:
-        load_checkpoint_into(model, path, get_spec("test_tiny"))
+        load_checkpoint_into(
+            model, path, get_spec("test_tiny"), [get_spec(n) for n in list_models()]
+        )
     message = str(info.value)
     assert "missing keys (12)" in message
     shown = [k for k in dropped if k in message]

@@ -170,6 +170,7 @@ def test_predict_random_weights_writes_masks_overlay_and_json(capsys, tmp_path, 
     assert report["prompts"] == {
         "points": [[30.0, 20.0, 1], [5.0, 40.0, 0]],
         "box_xyxy": [15.0, 5.0, 50.0, 35.0],
+        "boxes_xyxy": [[15.0, 5.0, 50.0, 35.0]],
     }
     masks = report["masks"]
     assert [m["index"] for m in masks] == [0, 1, 2]
@@ -220,10 +221,59 @@ def test_predict_prints_a_human_summary(capsys, tmp_path, image_path):
     assert f"best, written to {out}" in stdout
 
 
+def test_predict_several_boxes_one_object_each(capsys, tmp_path, image_path):
+    """Each --box is one object, as with the Python API's (B, 4) boxes; --out is the union of
+    the objects' best masks, and the report has one entry per box."""
+    out = tmp_path / "mask.png"
+    boxes = ["--box", "2,2,20,20", "--box", "30,10,60,40"]
+    code, stdout, err = run(capsys, *tiny(image_path, out, *boxes, "--all-masks", "--json"))
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["prompts"]["boxes_xyxy"] == [[2, 2, 20, 20], [30, 10, 60, 40]]
+    assert report["prompts"]["box_xyxy"] is None
+    objects = report["objects"]
+    assert [o["box_xyxy"] for o in objects] == [[2, 2, 20, 20], [30, 10, 60, 40]]
+    union = np.zeros((HEIGHT, WIDTH), bool)
+    for b, obj in enumerate(objects):
+        assert len(obj["masks"]) == 3
+        best = int(np.argmax([m["score"] for m in obj["masks"]]))
+        assert obj["chosen"] == best
+        union |= read_png(tmp_path / f"mask_{b}_{best}.png") > 0
+    np.testing.assert_array_equal(read_png(out) > 0, union)
+
+    # The same objects from the Python API, one call with (B, 4) boxes.
+    from segany import SamPredictor
+    from segany.formats.image import read_image
+
+    predictor = SamPredictor(build_sam("test_tiny", pretrained=False, seed=0))
+    predictor.set_image(read_image(image_path))
+    masks, scores, _ = predictor.predict(box=np.array([[2, 2, 20, 20], [30, 10, 60, 40]]))
+    for b in range(2):
+        best = int(np.argmax(scores[b]))
+        np.testing.assert_array_equal(
+            read_png(tmp_path / f"mask_{b}_{best}.png") > 0, masks[b, best]
+        )
+
+    code, stdout, _ = run(capsys, *tiny(image_path, out, *boxes))
+    assert "box 1 (30,10,60,40):" in stdout and "union of the 2 best masks" in stdout
+
+
+def test_predict_json_without_out_writes_no_file(capsys, tmp_path, image_path):
+    argv = ["predict", image_path, "--model", "test_tiny", "--random-weights", "--point", "30,20"]
+    code, stdout, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["out"] is None and len(report["masks"]) == 3
+    assert all(m["paths"] == [] for m in report["masks"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png", "segany_home"] or sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["image.png"]
+
+
 def test_predict_with_a_checkpoint_file(capsys, tmp_path, image_path):
     torch.manual_seed(3)
     checkpoint = tmp_path / "tiny.pth"
-    torch.save(build_sam("test_tiny").state_dict(), checkpoint)
+    torch.save(build_sam("test_tiny", pretrained=False).state_dict(), checkpoint)
     out = tmp_path / "mask.png"
     argv = ["predict", image_path, "--model", "test_tiny", "--checkpoint", checkpoint]
     code, stdout, err = run(capsys, *argv, "--point", "30,20", "--out", out, "--json")
@@ -278,9 +328,32 @@ ERROR_CASES = {
     "box infinite": (lambda t, i, o: tiny(i, o, "--box", "0,0,inf,5"), "finite"),
     "no prompt": (lambda t, i, o: tiny(i, o), "at least one prompt"),
     "box x1 < x0": (lambda t, i, o: tiny(i, o, "--box", "50,5,10,40"), "X1 >= X0"),
-    "two boxes": (
-        lambda t, i, o: tiny(i, o, "--box", "1,1,5,5", "--box", "2,2,6,6"),
-        "at most one box",
+    "nothing to write": (
+        lambda t, i, o: [
+            "predict",
+            i,
+            "--model",
+            "test_tiny",
+            "--random-weights",
+            "--point",
+            "1,1",
+        ],
+        "nothing to write",
+    ),
+    "all masks without out": (
+        lambda t, i, o: [
+            *["predict", i, "--model", "test_tiny", "--random-weights", "--point", "1,1"],
+            *["--json", "--all-masks"],
+        ],
+        "give --out",
+    ),
+    "second box outside": (
+        lambda t, i, o: tiny(i, o, "--box", "1,1,5,5", "--box", "2,2,6,60"),
+        "2,2,6,60 reaches outside the image",
+    ),
+    "model typo": (
+        lambda t, i, o: ["predict", i, "--model", "vit-b", "--point", "1,1", "--out", o],
+        "did you mean 'vit_b'",
     ),
     "point outside": (lambda t, i, o: tiny(i, o, "--point", "100,10"), "outside the image"),
     "box outside": (lambda t, i, o: tiny(i, o, "--box", "0,0,10,60"), "outside the image"),
@@ -417,8 +490,9 @@ def test_parse_prompts_shapes():
     np.testing.assert_array_equal(coords, [[1, 2], [3, 4]])
     assert coords.shape == (2, 2) and coords.dtype == np.float64
     np.testing.assert_array_equal(labels, [1, 0])
-    np.testing.assert_array_equal(box, [0, 0, 5, 6])
+    np.testing.assert_array_equal(box, [[0, 0, 5, 6]])  # (B, 4)
     assert parse_prompts([], ["0,0,5,6"])[:2] == (None, None)
+    assert parse_prompts([], ["0,0,5,6", "1,1,2,2"])[2].shape == (2, 4)
     assert parse_prompts(["1,2"], [])[2] is None
     with pytest.raises(PromptError, match="at least one prompt"):
         parse_prompts([], [])

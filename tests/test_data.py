@@ -8,8 +8,10 @@ import pickle
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
+from conftest import synthetic_image
+from segany.cli.main import main
 from segany.data import (
     CocoDataset,
     MaskFolder,
@@ -20,9 +22,10 @@ from segany.data import (
     make_scene,
     split_seeds,
 )
+from segany.data.spec import _split_paths
 from segany.data.synthetic import masks_from_labels
 from segany.errors import ConfigError, DataError
-from segany.formats import write_sa1b
+from segany.formats import read_sa1b, to_binary_mask
 
 mask_utils = pytest.importorskip("pycocotools.mask")
 
@@ -229,27 +232,45 @@ def test_sa1b_reader(tmp_path):
 
 
 def test_sa1b_reads_what_segany_amg_writes(tmp_path):
-    h, w = 12, 18
-    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(tmp_path / "photo.png")
-    masks = np.zeros((2, h, w), bool)
-    masks[0, 1:5, 2:9] = True
-    masks[1, 6:, 10:] = True
-    records = [
-        {
-            "segmentation": m,
-            "area": int(m.sum()),
-            "bbox": [0, 0, 1, 1],
-            "predicted_iou": 0.9,
-            "point_coords": [[1.0, 2.0]],
-            "stability_score": 0.95,
-            "crop_box": [0, 0, w, h],
-        }
-        for m in masks
-    ]
-    write_sa1b(tmp_path / "photo.json", 5, "photo.png", w, h, records)
-    sample = SA1BDataset(tmp_path)[0]
+    # The real command, not its writer: the images are found through amg's manifest.
+    image = synthetic_image(48, 64, seed=4)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(image).save(tmp_path / "photos" / "photo.png")
+    out = tmp_path / "masks"
+    low = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
+    argv = ["amg", str(tmp_path / "photos"), "--out", str(out), "--model", "segany-tiny"]
+    assert main([*argv, *low, "--quiet"]) == 0
+    annotations = read_sa1b(out / "photo.json")["annotations"]
+    masks = np.stack([to_binary_mask(a["segmentation"]) for a in annotations])
+
+    (sample,) = SA1BDataset(out)
+    assert sample.name == "photo" and len(masks) > 0
+    np.testing.assert_array_equal(sample.image, image)
     np.testing.assert_array_equal(sample.masks.to_numpy(), masks)
-    np.testing.assert_array_equal(sample.masks.areas(), masks.sum((1, 2)))
+    np.testing.assert_array_equal(sample.masks.areas(), [a["area"] for a in annotations])
+
+
+def test_sa1b_image_root_searches_subfolders_but_not_amg_files(tmp_path):
+    (tmp_path / "images").mkdir()
+    _, masks = _sa1b_folder(tmp_path / "images")
+    annotations = tmp_path / "annotations"
+    (annotations / "sub").mkdir(parents=True)
+    record = json.loads((tmp_path / "images" / "sa_1.json").read_text())
+    (annotations / "sub" / "sa_1.json").write_text(json.dumps(record))
+    record["image"]["file_name"] = "missing.jpg"  # would fail if read
+    for ignored in ("coco_parts/sub/x.json", ".hidden/y.json", "sub/.x.tmp-1-ab.json"):
+        (annotations / ignored).parent.mkdir(parents=True, exist_ok=True)
+        (annotations / ignored).write_text(json.dumps(record))
+    (annotations / "annotations.json").write_text("{}")
+    dataset = SA1BDataset(annotations, image_root=tmp_path / "images")
+    assert [p.relative_to(annotations).as_posix() for p in dataset.annotation_files] == [
+        "sub/sa_1.json"
+    ]
+    assert dataset[0].name == "sub/sa_1"
+    np.testing.assert_array_equal(dataset[0].masks.to_numpy(), masks)
+    # Meta's layout (no manifest, no image root): one folder, as before.
+    with pytest.raises(DataError, match="no SA-1B annotation files"):
+        SA1BDataset(annotations / "coco_parts")
 
 
 def test_sa1b_errors(tmp_path):
@@ -372,6 +393,72 @@ def test_coco_errors(tmp_path):
     (images / "a.jpg").unlink()
     with pytest.raises(DataError, match="image file not found"):
         CocoDataset(path, images)[0]
+
+
+# ----------------------------------------------------------------------------- one pixel frame
+
+
+def _exif_jpeg(path, stored=(20, 30)):
+    """A JPEG of `stored` (H, W) pixels with EXIF orientation 6 (viewers turn it 90 degrees):
+    returns its (stored, upright) RGB arrays as PIL decodes them."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pixels = np.random.default_rng(2).integers(0, 255, (*stored, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, exif=exif)
+    with Image.open(path) as opened:
+        as_stored = np.asarray(opened.convert("RGB"))
+        upright = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    assert upright.shape[:2] == stored[::-1]
+    return as_stored, upright
+
+
+def _sa1b_record(size, recorded=True):
+    mask = np.zeros(size, bool)
+    mask[1:5, 2:9] = True
+    image = {"image_id": 1, "file_name": "r.jpg"}
+    if recorded:
+        image.update(height=size[0], width=size[1])
+    return {"image": image, "annotations": [{"id": 0, "segmentation": coco_rle(mask)}]}, mask
+
+
+@pytest.mark.parametrize("frame", ["upright", "stored", "stored, by mask size"])
+def test_readers_use_the_frame_the_annotations_fit(tmp_path, frame):
+    stored, upright = _exif_jpeg(tmp_path / "r.jpg")
+    expected = upright if frame == "upright" else stored
+    record, mask = _sa1b_record(expected.shape[:2], recorded=frame != "stored, by mask size")
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    sample = SA1BDataset(tmp_path)[0]
+    np.testing.assert_array_equal(sample.image, expected)
+    np.testing.assert_array_equal(sample.masks[0], mask)
+
+    coco = {
+        "images": [{"id": 1, **record["image"]}],
+        "annotations": [{"id": 1, "image_id": 1, **record["annotations"][0]}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    np.testing.assert_array_equal(CocoDataset(tmp_path / "coco.json", tmp_path)[0].image, expected)
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (tmp_path / "r.jpg").rename(folder / "r.jpg")
+    _save(folder / "r_0.png", mask.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(MaskFolder(folder)[0].image, expected)
+
+
+def test_annotations_of_neither_frame_are_a_data_error(tmp_path):
+    _exif_jpeg(tmp_path / "r.jpg")  # 20 x 30 stored, 30 x 20 upright
+    record, _ = _sa1b_record((20, 20))
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match=r"20x20 \(HxW\) but its image is 30x20"):
+        SA1BDataset(tmp_path)[0]
+
+
+def test_spec_paths_split_at_colons_keeping_windows_drives():
+    assert _split_paths("out") == ["out"]
+    assert _split_paths("out:images") == ["out", "images"]
+    assert _split_paths("a:/images", drives=False) == ["a", "/images"]  # POSIX: folder "a"
+    assert _split_paths("C:\\out:D:/images", drives=True) == ["C:\\out", "D:/images"]
+    assert _split_paths("out:C:", drives=True) == ["out", "C", ""]
 
 
 # ----------------------------------------------------------------------------- PNG folders

@@ -210,7 +210,8 @@ def test_http_error(server, tmp_path):
     server.state.mode = "missing"
     with pytest.raises(DownloadError, match="HTTP 404") as info:
         download_checkpoint(_spec(_url(server)), dest_dir=tmp_path, progress=False)
-    assert "--checkpoint PATH" in str(info.value)
+    assert "load it as the checkpoint" in str(info.value)
+    assert "--" not in str(info.value)  # library wording, no CLI flags
 
 
 def test_connection_refused_reads_as_offline(tmp_path):
@@ -219,7 +220,7 @@ def test_connection_refused_reads_as_offline(tmp_path):
         download_checkpoint(_spec(url), progress=False, timeout=5)
     message = str(info.value)
     assert f"could not reach {url}" in message
-    assert "offline" in message and "--checkpoint PATH" in message
+    assert "offline" in message and "load it as the checkpoint" in message
     assert str(tmp_path / "home" / "checkpoints" / FILE_NAME) in message
 
 

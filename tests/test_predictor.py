@@ -22,7 +22,7 @@ BOXES = np.array([[5.0, 4.0, 40.0, 30.0], [20.0, 10.0, 75.0, 45.0], [0.0, 0.0, 7
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_sam("test_tiny").eval()
+    return build_sam("test_tiny", pretrained=False).eval()
 
 
 @pytest.fixture(scope="module")

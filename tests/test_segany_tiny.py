@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from segany import SamPredictor, build_sam
-from segany.checkpoints import detect_variant, read_state_dict
+from segany.checkpoints import read_state_dict
 from segany.cli.main import main
 from segany.data.spec import open_dataset
 from segany.errors import ImageError
@@ -20,7 +20,7 @@ from segany.evaluation import EvalConfig, Evaluator
 from segany.modeling.build import build_model
 from segany.modeling.config import ConvEncoderConfig
 from segany.modeling.conv_encoder import ConvEncoder
-from segany.registry import DEFAULT_MODEL, get_spec
+from segany.registry import DEFAULT_MODEL, detect_variant, get_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SPEC = get_spec("segany-tiny")

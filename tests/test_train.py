@@ -83,7 +83,7 @@ def test_loss_falls_and_weights_round_trip(tmp_path, scenes):
 
 def test_frozen_encoder_is_unchanged(tmp_path, scenes):
     torch.manual_seed(0)
-    start = build_sam("test_tiny").state_dict()
+    start = build_sam("test_tiny", pretrained=False).state_dict()
     torch.save(start, tmp_path / "start.pth")
     config = make_config(
         tmp_path / "run",

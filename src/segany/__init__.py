@@ -14,6 +14,7 @@ from segany.registry import ModelSpec, build_sam, get_spec, list_models
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmgConfig",
     "AutomaticMaskGenerator",
     "CheckpointError",
     "ConfigError",
@@ -36,6 +37,10 @@ def __getattr__(name: str):
         from segany.predictor import SamPredictor
 
         return SamPredictor
+    if name == "AmgConfig":
+        from segany.masks.config import AmgConfig
+
+        return AmgConfig
     if name == "AutomaticMaskGenerator":
         from segany.masks.generator import AutomaticMaskGenerator
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from segany.errors import CheckpointError
-from segany.modeling.config import ConvEncoderConfig, TinyViTConfig, ViTConfig
+from segany.modeling.config import ENCODER_CONFIGS, Fingerprint
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,7 +41,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise CheckpointError(
             f"checkpoint file not found: {path}. Check the path, or fetch the official weights "
-            "with `segany download MODEL` and pass the file it prints."
+            "with segany.download.download_checkpoint(name) and load the file it returns."
         )
     if not path.is_file():
         raise CheckpointError(
@@ -140,73 +140,19 @@ def _all_tensors(mapping: Mapping) -> bool:
 # Recognising the variant
 
 
-def _fingerprint_of_spec(spec: ModelSpec) -> dict[str, object]:
-    """The shape facts a checkpoint of `spec` shows (see `_fingerprint_of_state_dict`)."""
-    enc = spec.encoder
-    common = {"decoder_dim": spec.decoder.transformer_dim}
-    if isinstance(enc, ViTConfig):
-        return {
-            "encoder": "vit",
-            "width": enc.embed_dim,
-            "patch_size": enc.patch_size,
-            "depth": enc.depth,
-            "grid": enc.img_size // enc.patch_size,
-            "neck": (enc.out_chans, enc.embed_dim),
-            **common,
-        }
-    if isinstance(enc, TinyViTConfig):
-        return {
-            "encoder": "tiny_vit",
-            "width": enc.embed_dims[0],
-            "depth": tuple(enc.depths),
-            "neck": (enc.out_chans, enc.embed_dims[-1]),
-            **common,
-        }
-    if isinstance(enc, ConvEncoderConfig):
-        return {
-            "encoder": "conv",
-            "width": enc.dims[0],
-            "depth": tuple(enc.depths),
-            "grid": enc.context_size,
-            "stride": enc.stride,
-            "neck": (enc.out_chans, enc.dims[-1]),
-            **common,
-        }
-    # An encoder kind this module does not know yet: it can never be recognised, only named.
-    return {"encoder": type(enc).__name__}
+def fingerprint_of_spec(spec: ModelSpec) -> Fingerprint:
+    """The shape facts a checkpoint of `spec` shows (see `fingerprint_of_state_dict`)."""
+    return {**spec.encoder.fingerprint(), "decoder_dim": spec.decoder.transformer_dim}
 
 
-def _fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, object]:
+def fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> Fingerprint:
     """Shape facts read off official-layout keys; a fact whose key is absent is left out."""
-    facts: dict[str, object] = {}
-    vit_patch = sd.get("image_encoder.patch_embed.proj.weight")  # (C, 3, P, P)
-    # TinyViT's stem is conv(3 -> C/2), GELU, conv(C/2 -> C); MobileSAM keys it as seq.0 / seq.2.
-    tiny_stem = sd.get("image_encoder.patch_embed.seq.2.c.weight")  # (C, C/2, 3, 3)
-    if vit_patch is not None and vit_patch.dim() == 4:
-        facts.update(encoder="vit", width=vit_patch.shape[0], patch_size=vit_patch.shape[-1])
-        facts["depth"] = _count_indices(sd, "image_encoder.blocks.")
-        pos = sd.get("image_encoder.pos_embed")  # (1, grid, grid, C)
-        if pos is not None and pos.dim() == 4:
-            facts["grid"] = pos.shape[1]
-    elif "image_encoder.stem.1.0.weight" in sd:  # segany's ConvEncoder
-        stem = sd["image_encoder.stem.1.0.weight"]  # (C1, C1/2, 3, 3)
-        facts.update(encoder="conv", width=stem.shape[0])
-        facts["depth"] = (
-            _count_indices(sd, "image_encoder.stage1."),
-            _count_indices(sd, "image_encoder.stage2."),
-        )
-        facts["stride"] = 4 if "image_encoder.lateral.0.weight" in sd else 8
-        pos = sd.get("image_encoder.pos_embed")  # (1, C2, grid, grid), the stride-8 grid
-        if pos is not None and pos.dim() == 4:
-            facts["grid"] = pos.shape[-1]
-    elif tiny_stem is not None or "image_encoder.patch_embed.seq.0.c.weight" in sd:
-        facts["encoder"] = "tiny_vit"
-        if tiny_stem is not None:
-            facts["width"] = tiny_stem.shape[0]
-        n_layers = _count_indices(sd, "image_encoder.layers.")
-        facts["depth"] = tuple(
-            _count_indices(sd, f"image_encoder.layers.{i}.blocks.") for i in range(n_layers)
-        )
+    facts: Fingerprint = {}
+    for config in ENCODER_CONFIGS:
+        found = config.read_fingerprint(sd)
+        if found is not None:
+            facts.update(found)
+            break
     neck = sd.get("image_encoder.neck.0.weight")  # (out_chans, C_last, 1, 1)
     if neck is not None and neck.dim() == 4:
         facts["neck"] = (neck.shape[0], neck.shape[1])
@@ -216,33 +162,21 @@ def _fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, obje
     return facts
 
 
-def _count_indices(sd: Mapping[str, object], prefix: str) -> int:
-    """Number of distinct integers N among keys `prefix + "N." + ...`."""
-    indices = set()
-    for key in sd:
-        if key.startswith(prefix):
-            head = key[len(prefix) :].split(".", 1)[0]
-            if head.isdigit():
-                indices.add(int(head))
-    return len(indices)
-
-
-def detect_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
-    """Name of the first registered model whose shapes this state dict shows, else None.
+def detect_variant(
+    state_dict: Mapping[str, torch.Tensor], candidates: Iterable[ModelSpec]
+) -> str | None:
+    """Name of the first of `candidates` whose shapes this state dict shows, else None.
 
     Only shapes are used (encoder kind and width, number of blocks, neck and decoder widths,
-    position-embedding grid), read from the official key layout and compared with each
-    registered `ModelSpec`, so a new variant is recognised as soon as it is registered.
+    position-embedding grid). `segany.registry.detect_variant` asks every registered model.
     """
-    from segany.registry import get_spec, list_models
-
-    facts = _fingerprint_of_state_dict(state_dict)
+    facts = fingerprint_of_state_dict(state_dict)
     if "encoder" not in facts or "width" not in facts:
         return None
-    for name in list_models():
-        expected = _fingerprint_of_spec(get_spec(name))
+    for spec in candidates:
+        expected = fingerprint_of_spec(spec)
         if all(expected.get(k) == v for k, v in facts.items()):
-            return name
+            return spec.name
     return None
 
 
@@ -250,11 +184,14 @@ def detect_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
 # Loading
 
 
-def load_checkpoint_into(model: nn.Module, path: str | Path, spec: ModelSpec) -> None:
+def load_checkpoint_into(
+    model: nn.Module, path: str | Path, spec: ModelSpec, candidates: Sequence[ModelSpec] = ()
+) -> None:
     """Load the checkpoint at `path` into `model` (built from `spec`), keys and shapes exact.
 
     On any missing key, unexpected key or shape mismatch nothing is loaded and a
-    `CheckpointError` names the model the file looks like and lists the differences.
+    `CheckpointError` names the model among `candidates` (the registered ones, when called by
+    `build_sam`) that the file looks like, and lists the differences.
     """
     sd = read_state_dict(path)
     expected = model.state_dict()
@@ -267,7 +204,9 @@ def load_checkpoint_into(model: nn.Module, path: str | Path, spec: ModelSpec) ->
     ]
     if missing or unexpected or mismatched:
         raise CheckpointError(
-            _mismatch_message(Path(path), spec.name, sd, missing, unexpected, mismatched)
+            _mismatch_message(
+                Path(path), spec.name, candidates, sd, missing, unexpected, mismatched
+            )
         )
     # assign: the file's tensors become the parameters, so no second copy is made.
     model.load_state_dict(sd, strict=True, assign=True)
@@ -276,18 +215,17 @@ def load_checkpoint_into(model: nn.Module, path: str | Path, spec: ModelSpec) ->
 def _mismatch_message(
     path: Path,
     requested: str,
+    candidates: Sequence[ModelSpec],
     sd: Mapping[str, torch.Tensor],
     missing: list[str],
     unexpected: list[str],
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
 ) -> str:
-    from segany.registry import list_models
-
-    detected = detect_variant(sd)
+    detected = detect_variant(sd, candidates)
     if detected is not None and detected != requested:
         verdict = (
             f"this looks like a {detected} checkpoint, but model {requested} was requested: "
-            f"use --model {detected} (build_sam({detected!r}, ...))."
+            f"load it as model {detected!r}."
         )
     elif detected == requested:
         verdict = (
@@ -296,8 +234,9 @@ def _mismatch_message(
         )
     else:
         verdict = (
-            f"it does not look like any registered model ({', '.join(list_models())}); it may "
-            "be a checkpoint of a different architecture."
+            f"it does not look like any registered model "
+            f"({', '.join(spec.name for spec in candidates)}); it may be a checkpoint of a "
+            "different architecture."
         )
     lines = [f"checkpoint {path} does not fit model {requested}: {verdict}"]
     if unexpected and all(k.startswith("module.") for k in unexpected):

@@ -20,34 +20,20 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 from segany.errors import DownloadError
+from segany.paths import HOME_ENV, cache_dir, checkpoints_dir  # noqa: F401  (re-exported)
 from segany.registry import get_spec
 
 if TYPE_CHECKING:
     from segany.registry import ModelSpec
 
-HOME_ENV = "SEGANY_HOME"
 _CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a smooth progress bar
 _USER_AGENT = "segany-downloader"
-
-
-def cache_dir() -> Path:
-    """Root of segany's cache: `$SEGANY_HOME`, else `$XDG_CACHE_HOME/segany`, else ~/.cache/segany.
-
-    Checkpoints go to its `checkpoints/` folder.
-    """
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "segany"
-    return Path.home() / ".cache" / "segany"
 
 
 def checkpoint_path(name_or_spec: str | ModelSpec) -> Path:
     """Where the cached checkpoint of a model lives (whether or not it has been downloaded)."""
     spec = _resolve(name_or_spec)
-    return cache_dir() / "checkpoints" / _file_name(spec, spec.url)
+    return checkpoints_dir() / _file_name(spec, spec.url)
 
 
 def download_checkpoint(
@@ -63,7 +49,7 @@ def download_checkpoint(
     `name_or_spec` is a registered model name or a `ModelSpec` (e.g. one with `url`/`sha256`
     replaced through `dataclasses.replace`). `url` overrides the spec's URL (a mirror); the
     spec's sha256 is still checked. The file goes to `dest_dir`, by default
-    `cache_dir() / "checkpoints"`. A file already there with the right hash is returned
+    `segany.paths.checkpoints_dir()`. A file already there with the right hash is returned
     without any network access. `timeout` (seconds) applies to each network operation.
     Progress is shown with tqdm when it is installed and `progress` is true.
 
@@ -75,10 +61,10 @@ def download_checkpoint(
     url = url or spec.url
     if not url:
         raise DownloadError(
-            f"model {spec.name} has no official checkpoint to download; build it without a "
-            "checkpoint, or pass --checkpoint PATH to weights you have."
+            f"model {spec.name} has no official checkpoint to download; load weights you "
+            "have with build_sam(name, checkpoint=PATH)."
         )
-    folder = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir() / "checkpoints"
+    folder = Path(dest_dir).expanduser() if dest_dir is not None else checkpoints_dir()
     dest = folder / _file_name(spec, url)
     if dest.is_file() and _is_intact(dest, spec):
         return dest
@@ -108,7 +94,7 @@ def _file_name(spec: ModelSpec, url: str | None) -> str:
     if not from_url:
         raise DownloadError(
             f"model {spec.name} has no official checkpoint (no file name or URL in its spec); "
-            "pass --checkpoint PATH to weights you have."
+            "load weights you have with build_sam(name, checkpoint=PATH)."
         )
     return from_url
 
@@ -175,7 +161,7 @@ def _open(url: str, offset: int, timeout: float, dest: Path) -> http.client.HTTP
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
-    instead = f"download the file elsewhere and pass --checkpoint PATH, or put it at {dest}"
+    instead = f"download the file elsewhere and load it as the checkpoint, or put it at {dest}"
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -281,6 +267,6 @@ def _verify(part: Path, digest: str, spec: ModelSpec, url: str, dest: Path) -> N
     raise DownloadError(
         f"checksum mismatch: the file downloaded from {url} is corrupted ({problem}); it was "
         "deleted. Run the command again; if it keeps failing, something between you and the "
-        f"server alters the file: download it elsewhere, check it with sha256sum, and pass "
-        f"--checkpoint PATH or put it at {dest}."
+        f"server alters the file: download it elsewhere, check it with sha256sum, and load "
+        f"it as the checkpoint, or put it at {dest}."
     )

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import torch
 
-from segany.errors import ModelNotFoundError
-from segany.modeling.config import ConvEncoderConfig, DecoderConfig, TinyViTConfig, ViTConfig
+from segany.checkpoints import detect_variant as _detect_among
+from segany.checkpoints import load_checkpoint_into
+from segany.errors import CheckpointError, ModelNotFoundError
+from segany.modeling.build import build_model
+from segany.modeling.config import (
+    ConvEncoderConfig,
+    DecoderConfig,
+    EncoderConfig,
+    TinyViTConfig,
+    ViTConfig,
+)
+from segany.paths import checkpoints_dir
 
 if TYPE_CHECKING:
     from segany.modeling.sam import Sam
@@ -21,10 +35,15 @@ SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to build one model variant and find its official weights."""
+    """Everything needed to build one model variant and find its official weights.
+
+    amg_defaults: the automatic-mask options in which this model differs from SAM's (the
+    defaults of `segany.masks.AmgConfig`), e.g. thresholds that suit its predicted IoUs; used
+    whenever the user sets none (`AmgConfig.for_model`).
+    """
 
     name: str
-    encoder: ViTConfig | TinyViTConfig | ConvEncoderConfig
+    encoder: EncoderConfig
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     pixel_mean: tuple[float, float, float] = SAM_PIXEL_MEAN
     pixel_std: tuple[float, float, float] = SAM_PIXEL_STD
@@ -35,6 +54,7 @@ class ModelSpec:
     licence: str = "Apache-2.0"
     description: str = ""
     bundled: str | None = None  # weights file shipped in segany/weights/, loaded by default
+    amg_defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def image_size(self) -> int:
@@ -50,6 +70,15 @@ class ModelSpec:
         if self.bundled is None:
             return None
         return Path(__file__).parent / "weights" / self.bundled
+
+    @property
+    def downloaded_path(self) -> Path | None:
+        """Where `segany.download.download_checkpoint` keeps the official weights (whether or
+        not they are there yet); None for a model without official weights."""
+        name = self.checkpoint_name
+        if not name and self.url:
+            name = PurePosixPath(urlsplit(self.url).path).name
+        return checkpoints_dir() / name if name else None
 
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -75,7 +104,7 @@ register(
         url=_SAM_URL + "sam_vit_h_4b8939.pth",
         sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
         size_bytes=2564550879,
-        description="SAM ViT-H (636 M parameters), Meta AI",
+        description="SAM ViT-H (641 M parameters), Meta AI",
     )
 )
 register(
@@ -88,7 +117,7 @@ register(
         url=_SAM_URL + "sam_vit_l_0b3195.pth",
         sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
         size_bytes=1249524607,
-        description="SAM ViT-L (308 M parameters), Meta AI",
+        description="SAM ViT-L (312 M parameters), Meta AI",
     )
 )
 register(
@@ -99,7 +128,7 @@ register(
         url=_SAM_URL + "sam_vit_b_01ec64.pth",
         sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
         size_bytes=375042383,
-        description="SAM ViT-B (91 M parameters), Meta AI",
+        description="SAM ViT-B (94 M parameters), Meta AI",
     )
 )
 register(
@@ -124,6 +153,11 @@ register(
             transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
         ),
         bundled="segany_tiny.safetensors",
+        # Measured by training/segany-tiny/amg_defaults.py (AR@100 on held-out scenes): with
+        # SAM's 0.88 / 0.95 this model keeps almost nothing (0.02), with these 0.26.
+        amg_defaults=MappingProxyType(
+            {"points_per_side": 32, "pred_iou_thresh": 0.3, "stability_score_thresh": 0.6}
+        ),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
         description="segany's built-in model: small conv encoder + SAM decoder, 256 px input",
     )
@@ -157,12 +191,80 @@ def list_models() -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The `ModelSpec` registered under `name`; `ModelNotFoundError` lists the known names."""
+    """The `ModelSpec` registered under `name`; `ModelNotFoundError` names the closest known
+    names and lists them all."""
     try:
         return _SPECS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(_SPECS)
-        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+        close = difflib.get_close_matches(str(name), list(_SPECS), n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise ModelNotFoundError(f"unknown model {name!r}{hint}; known models: {known}") from None
+
+
+def detect_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Name of the first registered model whose shapes this state dict shows, else None
+    (see `segany.checkpoints.detect_variant`); a model is recognised once registered."""
+    return _detect_among(state_dict, _SPECS.values())
+
+
+class WeightsNotFoundError(CheckpointError):
+    """No trained weights are available for a model, and random ones were not asked for.
+
+    reason: "not_downloaded" (official weights exist but are not in the cache), "missing"
+    (the weights shipped with segany are gone: a broken install) or "none" (the model has no
+    trained weights anywhere); `path` is where they were looked for, if anywhere.
+    """
+
+    def __init__(self, message: str, spec: ModelSpec, reason: str, path: Path | None) -> None:
+        super().__init__(message)
+        self.spec, self.reason, self.path = spec, reason, path
+
+
+def resolve_weights(
+    spec: ModelSpec, checkpoint: str | Path | None = None, pretrained: bool = True
+) -> Path | None:
+    """The weights file a model is built with; None means random weights.
+
+    The one rule for every entry point (`build_sam`, the engine's `ModelSource`, the CLI):
+    `checkpoint` if given; else, with `pretrained`, the weights shipped with segany
+    (segany-tiny) or the downloaded official file (vit_b, ...), and `WeightsNotFoundError`
+    when there are none; without `pretrained`, random weights. A model never silently gets
+    random weights.
+    """
+    if checkpoint is not None:
+        return Path(checkpoint).expanduser()
+    if not pretrained:
+        return None
+    if spec.bundled_path is not None:
+        if not spec.bundled_path.is_file():
+            raise WeightsNotFoundError(
+                f"the weights of {spec.name} that ship with segany are missing "
+                f"({spec.bundled_path}); reinstall segany, or give a checkpoint",
+                spec,
+                "missing",
+                spec.bundled_path,
+            )
+        return spec.bundled_path
+    downloaded = spec.downloaded_path
+    if downloaded is None:
+        raise WeightsNotFoundError(
+            f"model {spec.name} has no trained weights: give a checkpoint, or build it with "
+            "pretrained=False for random weights (meaningless masks, for tests)",
+            spec,
+            "none",
+            None,
+        )
+    if not downloaded.is_file():
+        raise WeightsNotFoundError(
+            f"the official weights of {spec.name} are not downloaded (looked for {downloaded}): "
+            f"fetch them with segany.download.download_checkpoint({spec.name!r}), give a "
+            "checkpoint, or build with pretrained=False for random weights",
+            spec,
+            "not_downloaded",
+            downloaded,
+        )
+    return downloaded
 
 
 def build_sam(
@@ -170,26 +272,31 @@ def build_sam(
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
     pretrained: bool = True,
+    seed: int | None = None,
 ) -> Sam:
-    """Build model `name`, load `checkpoint` (official .pth/.pt or .safetensors) if given.
+    """Build model `name` with the weights `resolve_weights` picks, in eval mode on `device`.
 
-    The model is returned in eval mode on `device`. Without a checkpoint, a model whose
-    weights ship with segany (`segany-tiny`) loads them unless `pretrained` is False; other
-    models' weights are random (seeded by the caller through `torch.manual_seed`).
+    checkpoint: an official .pth/.pt or a .safetensors file; without one, `pretrained` loads
+        the weights shipped with segany (segany-tiny) or the downloaded official file, and
+        raises `WeightsNotFoundError` if there are none.
+    pretrained=False (and no checkpoint): random weights, drawn from torch's global RNG, or
+        from `seed` when given (the global RNG is then left untouched).
+    The model's `spec` attribute is the `ModelSpec` it was built from.
     """
-    from segany.modeling.build import build_model
-
     spec = get_spec(name)
-    if checkpoint is None and pretrained and spec.bundled_path is not None:
-        checkpoint = spec.bundled_path
-    model = build_model(spec)
-    if checkpoint is not None:
-        from segany.checkpoints import load_checkpoint_into
-
+    weights = resolve_weights(spec, checkpoint, pretrained)
+    if weights is None and seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(spec)
+    else:
+        model = build_model(spec)
+    if weights is not None:
         # Drop the random initial weights before reading the file: loading then holds one
         # copy of the weights, not two (2.5 GB less at the peak for vit_h).
         _release_state(model)
-        load_checkpoint_into(model, checkpoint, spec)
+        load_checkpoint_into(model, weights, spec, list(_SPECS.values()))
+    model.spec = spec
     return model.to(device).eval()
 
 

@@ -69,7 +69,7 @@ def draw_overlay(
         mask: (H, W) bool.
         point_coords: (N, 2) xy pixels; point_labels: (N,) 1 foreground (green dot),
             0 background (red dot); other labels (-1, padding) are not drawn.
-        box: (4,) xyxy pixels.
+        box: (4,) or (B, 4) xyxy pixels.
 
     Returns an RGB PIL image of the same size as `image`.
     """
@@ -86,8 +86,8 @@ def draw_overlay(
     canvas = Image.fromarray(tinted)
     draw = ImageDraw.Draw(canvas)
     if box is not None:
-        x0, y0, x1, y1 = (float(v) for v in box)
-        draw.rectangle((x0, y0, x1, y1), outline=BOX_COLOR, width=line + 1)
+        for x0, y0, x1, y1 in np.reshape(np.asarray(box, dtype=float), (-1, 4)):
+            draw.rectangle((x0, y0, x1, y1), outline=BOX_COLOR, width=line + 1)
     if point_coords is not None:
         labels = np.ones(len(point_coords)) if point_labels is None else point_labels
         for (x, y), label in zip(point_coords, labels, strict=True):

@@ -15,6 +15,9 @@ mkdir -p "$weights"
 cp runs/segany-tiny/stage2/model.safetensors "$weights/segany_tiny.safetensors"
 cp runs/segany-tiny/stage1/metrics.jsonl "$weights/segany_tiny.stage1.jsonl"
 cp runs/segany-tiny/stage2/metrics.jsonl "$weights/segany_tiny.stage2.jsonl"
-segany eval --model segany-tiny --data synthetic:test:50:256 --json \
-    > "$weights/segany_tiny.eval.json"
+# --checkpoint names the file just copied: without it `segany eval` loads the installed
+# package's own weights, which after a non-editable install are the old ones. The path is
+# relative to the repository, so the JSON records no path of this machine.
+segany eval --model segany-tiny --checkpoint "$weights/segany_tiny.safetensors" \
+    --data synthetic:test:50:256 --json > "$weights/segany_tiny.eval.json"
 cat "$weights/segany_tiny.eval.json"

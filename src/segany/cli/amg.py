@@ -7,42 +7,31 @@ before a model is built. The work itself is `segany.engine.run_amg`, usable from
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from segany.cli.errors import UsageError
-from segany.cli.model_options import (
-    add_model_arguments,
-    resolve_device,
-    resolve_model,
-    warn_random_weights,
-)
+from segany.cli.model_options import add_model_arguments, resolve_model, warn_random_weights
+from segany.devices import resolve_device
 from segany.engine import ENGINES, FORMATS, ModelSource, OutputOptions, RayOptions, run_amg
 from segany.engine.outputs import COCO_FILE, ERRORS_FILE, OVERLAYS
 from segany.errors import CheckpointError
 from segany.formats.image import IMAGE_EXTENSIONS
-
-if TYPE_CHECKING:
-    from segany.masks.generator import AmgConfig
+from segany.formats.manifest import MANIFEST_FILE
+from segany.masks.config import AmgConfig
+from segany.registry import ModelSpec
 
 # Exit status when images were found but not one could be read.
 EXIT_NOTHING_READ = 1
 
-# (name, type, default, help) of the generator's options. The defaults are AmgConfig's
-# (a test checks they agree), written out so that `segany --help` need not import the generator.
-_AMG_OPTIONS = (
-    ("points_per_side", int, 32, "grid points along each side of the image (N*N prompts)"),
-    ("points_per_batch", int, 64, "prompts decoded together (more: faster, more memory)"),
-    ("pred_iou_thresh", float, 0.88, "keep masks whose predicted IoU is above this"),
-    ("stability_score_thresh", float, 0.95, "keep masks whose stability score is at least this"),
-    ("stability_score_offset", float, 1.0, "logit offset of the stability score"),
-    ("box_nms_thresh", float, 0.7, "box IoU above which a duplicate mask is dropped"),
-    ("crop_n_layers", int, 0, "> 0: run again on 4, 16, ... overlapping crops"),
-    ("crop_nms_thresh", float, 0.7, "box NMS threshold between crops"),
-    ("crop_overlap_ratio", float, 512 / 1500, "crop overlap, a fraction of the short side"),
-    ("crop_n_points_downscale_factor", int, 1, "points per side on crop layer i: / factor**i"),
-    ("min_mask_region_area", int, 0, "> 0: remove holes and islands smaller than this (px)"),
-)
+# Flags for AmgConfig's fields, typed by their default; the defaults are left unset (None) on
+# the command line so that the model's own defaults apply (`AmgConfig.for_model`).
+_FLAG_TYPES = {int: int, float: float}
+
+
+def cli_options() -> list[dataclasses.Field]:
+    """The AmgConfig fields that `segany amg` has a flag for."""
+    return [f for f in dataclasses.fields(AmgConfig) if f.metadata.get("cli", True)]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "write the masks. INPUT files and folders (searched recursively for "
         f"{', '.join(IMAGE_EXTENSIONS)}) are processed in sorted order; an image whose outputs "
         "exist is skipped, so an interrupted run resumes where it stopped. Unreadable images "
-        f"are reported on stderr and in DIR/{ERRORS_FILE} and skipped.",
+        f"are reported on stderr and in DIR/{ERRORS_FILE} and skipped. DIR/{MANIFEST_FILE} "
+        "records where every image is, so `--data sa1b:DIR` (or coco:DIR/annotations.json) "
+        "reads the masks back with their images for `segany eval` and `segany train`.",
     )
     parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="image or folder")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -100,39 +91,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="CPUs of the local Ray started without --ray-address (default 2)",
     )
 
-    amg = parser.add_argument_group("mask generation (defaults: SAM's)")
-    for name, kind, default, text in _AMG_OPTIONS:
-        amg.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=default,
-            metavar="N" if kind is int else "X",
-            help=f"{text} (default {default:.4g})",
-        )
-    amg.add_argument(
-        "--skip-covered-points",
-        action="store_true",
-        help="do not prompt grid points inside masks already kept (faster; output differs "
-        "slightly from SAM's)",
+    amg = parser.add_argument_group(
+        "mask generation (defaults: SAM's, or the model's own where it has them; see "
+        "`segany models --json`, amg_defaults)"
     )
+    for option in cli_options():
+        flag = "--" + option.name.replace("_", "-")
+        if isinstance(option.default, bool):
+            amg.add_argument(flag, action="store_true", default=None, help=option.metadata["help"])
+            continue
+        kind = int if isinstance(option.default, int) else float
+        amg.add_argument(
+            flag,
+            type=kind,
+            metavar="N" if kind is int else "X",
+            help=f"{option.metadata['help']} (SAM's default {option.default:.4g})",
+        )
     parser.set_defaults(run=run)
 
 
-def amg_config(args: argparse.Namespace) -> AmgConfig:
-    """The generator options from the command line, validated (`ConfigError` if out of range)."""
-    from segany.masks.generator import AmgConfig
-
-    config = AmgConfig(
-        **{name: getattr(args, name) for name, *_ in _AMG_OPTIONS},
-        skip_covered_points=args.skip_covered_points,
-    )
+def amg_config(args: argparse.Namespace, spec: ModelSpec) -> AmgConfig:
+    """The generator options: SAM's defaults, then the model's, then the flags given;
+    validated (`ConfigError` if out of range)."""
+    given = {option.name: getattr(args, option.name) for option in cli_options()}
+    config = AmgConfig.for_model(spec, **given)
     config.validate(has_point_grids=False)
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    amg = amg_config(args)
     spec, checkpoint = resolve_model(args)
+    amg = amg_config(args, spec)
     if checkpoint is not None and not checkpoint.is_file():
         raise CheckpointError(f"checkpoint file not found: {checkpoint}")
     device = resolve_device(args.device)
@@ -153,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         warn_random_weights(spec)
     summary = run_amg(
         args.inputs,
-        ModelSource(spec.name, checkpoint, str(device)),
+        ModelSource(spec.name, checkpoint, str(device), pretrained=checkpoint is not None),
         OutputOptions(args.out, args.format, args.overlay, args.overwrite),
         amg,
         engine=args.engine,

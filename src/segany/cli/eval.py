@@ -12,13 +12,9 @@ import json
 from typing import Any
 
 from segany.cli.errors import UsageError
-from segany.cli.model_options import (
-    add_model_arguments,
-    resolve_device,
-    resolve_model,
-    warn_random_weights,
-)
+from segany.cli.model_options import add_model_arguments, load_model, resolve_model
 from segany.data.spec import SPEC_FORMS
+from segany.devices import resolve_device
 from segany.errors import CheckpointError
 
 # (JSON key, table label, format) of the metrics printed.
@@ -69,12 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from segany.data.spec import open_dataset
     from segany.evaluation import EvalConfig, Evaluator
     from segany.predictor import SamPredictor
-    from segany.registry import build_sam
 
     config = EvalConfig(max_clicks=args.max_clicks, min_area=args.min_area)
     if args.max_masks is not None and args.max_masks < 1:
@@ -84,11 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is not None and not checkpoint.is_file():
         raise CheckpointError(f"checkpoint file not found: {checkpoint}")
     device = resolve_device(args.device)
-
-    if checkpoint is None:
-        warn_random_weights(spec)
-        torch.manual_seed(0)  # the same random model, so the same numbers, every run
-    predictor = SamPredictor(build_sam(spec.name, checkpoint, device, pretrained=False))
+    # Random weights (no checkpoint) are seeded: the same numbers every run.
+    predictor = SamPredictor(load_model(spec, checkpoint, device))
     summary = Evaluator(predictor, config).evaluate(
         dataset, max_masks=args.max_masks, progress=not args.quiet
     )

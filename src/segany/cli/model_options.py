@@ -1,5 +1,5 @@
-"""The model options shared by the commands that run a model (`predict`, `amg`): --model,
---checkpoint, --random-weights, --device, and how they resolve to a weights file and a device.
+"""The model options shared by the commands that run a model (`predict`, `amg`, `eval`):
+--model, --checkpoint, --random-weights, --device, and how they resolve to a weights file.
 
 Resolution needs no model, so a typo fails before a large checkpoint is loaded.
 """
@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segany.cli.errors import UsageError
-from segany.download import checkpoint_path
 from segany.errors import CheckpointError
-from segany.registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
+from segany.registry import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    WeightsNotFoundError,
+    get_spec,
+    list_models,
+    resolve_weights,
+)
 
 if TYPE_CHECKING:
     import torch
+
+    from segany.modeling.sam import Sam
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,61 +68,53 @@ def warn_random_weights(spec: ModelSpec) -> None:
 def resolve_checkpoint(
     spec: ModelSpec, checkpoint: Path | None, random_weights: bool
 ) -> Path | None:
-    """The weights file to load for `spec`, or None for random weights.
+    """The weights file to load for `spec`, or None for random weights: the library's one rule
+    (`segany.registry.resolve_weights`), with the command line's wording for what to do.
 
-    Order: --checkpoint, else the weights shipped with segany, else the downloaded official
-    file; --random-weights only for models that have no official weights (a random SAM is
-    never what a user of vit_b wants).
+    --random-weights only for models that have no official weights (a random SAM is never
+    what a user of vit_b wants).
     """
-    untrained = [n for n in list_models() if get_spec(n).url is None]
     if random_weights:
         if checkpoint is not None:
             raise UsageError("give either --checkpoint or --random-weights, not both")
         if spec.url is not None:
+            untrained = [n for n in list_models() if get_spec(n).url is None]
             raise UsageError(
                 f"--random-weights is only for models without official weights "
                 f"({', '.join(untrained)}); for {spec.name} run `segany download {spec.name}` "
                 "or pass --checkpoint PATH"
             )
-        return None
-    if checkpoint is not None:
-        return checkpoint.expanduser()  # build_sam explains a missing or unfit file
-    if spec.bundled_path is not None:
-        if not spec.bundled_path.is_file():
-            raise CheckpointError(
-                f"the weights of {spec.name} that ship with segany are missing "
-                f"({spec.bundled_path}); reinstall segany, or pass --checkpoint PATH"
-            )
-        return spec.bundled_path
-    if spec.url is None:
-        raise CheckpointError(
+        return resolve_weights(spec, None, pretrained=False)
+    try:
+        return resolve_weights(spec, checkpoint, pretrained=True)
+    except WeightsNotFoundError as e:
+        raise CheckpointError(_cli_advice(e)) from None
+
+
+def _cli_advice(error: WeightsNotFoundError) -> str:
+    spec = error.spec
+    if error.reason == "missing":
+        return (
+            f"the weights of {spec.name} that ship with segany are missing ({error.path}); "
+            "reinstall segany, or pass --checkpoint PATH"
+        )
+    if error.reason == "none":
+        return (
             f"model {spec.name} has no official weights: pass --checkpoint PATH, or "
             "--random-weights to run it untrained (meaningless masks, for tests and demos)"
         )
-    cached = checkpoint_path(spec)
-    if not cached.is_file():
-        size = f" ({spec.size_bytes / 2**20:.0f} MiB)" if spec.size_bytes else ""
-        raise CheckpointError(
-            f"no checkpoint for {spec.name}: it is not downloaded (looked for {cached}). "
-            f"Run `segany download {spec.name}`{size} first, or pass --checkpoint PATH"
-        )
-    return cached
+    size = f" ({spec.size_bytes / 2**20:.0f} MiB)" if spec.size_bytes else ""
+    return (
+        f"no checkpoint for {spec.name}: it is not downloaded (looked for {error.path}). "
+        f"Run `segany download {spec.name}`{size} first, or pass --checkpoint PATH"
+    )
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else must be a usable torch device."""
-    import torch
+def load_model(spec: ModelSpec, checkpoint: Path | None, device: torch.device) -> Sam:
+    """Build the model the options resolved to; random weights (checkpoint None) are announced
+    on stderr and always the same (seed 0), so a demo gives the same masks every run."""
+    from segany.registry import build_sam
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"--device {name!r} is not a device; use cpu, cuda, cuda:1, mps or auto"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {name}: MPS is not available here; use --device cpu")
-    return device
+    if checkpoint is None:
+        warn_random_weights(spec)
+    return build_sam(spec.name, checkpoint, device, pretrained=False, seed=0)

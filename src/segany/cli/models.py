@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from segany.download import HOME_ENV, cache_dir, checkpoint_path
+from segany.download import checkpoint_path
+from segany.paths import HOME_ENV, cache_dir
 from segany.registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
 
 _COLUMNS = ("NAME", "IMAGE", "DOWNLOAD", "CHECKPOINT", "CACHED", "DESCRIPTION")
@@ -42,6 +43,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "path": str(path) if path is not None else None,
         "licence": spec.licence,
         "description": spec.description,
+        "amg_defaults": dict(spec.amg_defaults),  # where it differs from SAM's options
     }
 
 

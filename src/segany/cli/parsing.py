@@ -71,15 +71,12 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 def parse_prompts(
     points: Sequence[str], boxes: Sequence[str]
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """The `--point` and `--box` strings -> (coords (N, 2) float64, labels (N,) int64, box (4,)).
+    """The `--point` and `--box` strings -> (coords (N, 2) float64, labels (N,) int64,
+    boxes (B, 4) float64), xy pixels in the original image.
 
-    Absent prompts are None; at least one prompt and at most one box are required.
+    Absent prompts are None; at least one prompt is required. Each box is one object (SAM
+    takes one box per prompt); the points, if any, go with every box.
     """
-    if len(boxes) > 1:
-        raise PromptError(
-            f"--box was given {len(boxes)} times; SAM takes at most one box per prompt "
-            "(run the command once per box)"
-        )
     if not points and not boxes:
         raise PromptError(
             "give at least one prompt: --point X,Y[,LABEL] (repeatable) and/or --box X0,Y0,X1,Y1"
@@ -90,13 +87,14 @@ def parse_prompts(
         coords = np.array([(x, y) for x, y, _ in parsed], dtype=np.float64)  # (N, 2)
         labels = np.array([label for _, _, label in parsed], dtype=np.int64)  # (N,)
     if boxes:
-        box = np.array(parse_box(boxes[0]), dtype=np.float64)  # (4,)
+        box = np.array([parse_box(b) for b in boxes], dtype=np.float64)  # (B, 4)
     return coords, labels, box
 
 
 def check_inside_image(
     coords: np.ndarray | None, box: np.ndarray | None, width: int, height: int
 ) -> None:
+    """box: (4,) or (B, 4) xyxy."""
     """Raise `PromptError` unless every point and box corner lies in the W x H image.
 
     The image covers [0, W] x [0, H] in xy pixels; a prompt outside it is almost always a
@@ -108,8 +106,8 @@ def check_inside_image(
             if not (0 <= x <= width and 0 <= y <= height):
                 raise PromptError(f"--point {x:g},{y:g} lies outside the image: {where}")
     if box is not None:
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height):
-            raise PromptError(
-                f"--box {x0:g},{y0:g},{x1:g},{y1:g} reaches outside the image: {where}"
-            )
+        for x0, y0, x1, y1 in np.reshape(box, (-1, 4)):
+            if not (0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height):
+                raise PromptError(
+                    f"--box {x0:g},{y0:g},{x1:g},{y1:g} reaches outside the image: {where}"
+                )

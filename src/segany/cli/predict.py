@@ -17,18 +17,14 @@ from PIL import Image
 
 from segany.cli.errors import UsageError
 from segany.cli.mask_info import mask_area, mask_bbox_xyxy
-from segany.cli.model_options import (
-    add_model_arguments,
-    resolve_device,
-    resolve_model,
-    warn_random_weights,
-)
+from segany.cli.model_options import add_model_arguments, load_model, resolve_model
 from segany.cli.parsing import BOX_FORM, POINT_FORM, check_inside_image, parse_prompts
+from segany.devices import resolve_device
 from segany.formats.image import read_image
 from segany.registry import ModelSpec
 
 if TYPE_CHECKING:
-    import torch
+    from segany.modeling.sam import Sam
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="segment an image from point and box prompts",
         description="Segment IMAGE from point and/or box prompts (xy pixels of the image as "
         "displayed, EXIF rotation applied) and write the mask with the best predicted IoU as "
-        "an 8-bit PNG (0 background, 255 object).",
+        "an 8-bit PNG (0 background, 255 object). Each --box is one object; with several, "
+        "MASK.png is the union of the objects' masks.",
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="image file (PNG, JPEG, ...)")
     add_model_arguments(parser)
@@ -49,7 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"a point prompt, {POINT_FORM}; repeat for several points",
     )
     parser.add_argument(
-        "--box", action="append", default=[], metavar="X0,Y0,X1,Y1", help=f"a box, {BOX_FORM}"
+        "--box",
+        action="append",
+        default=[],
+        metavar="X0,Y0,X1,Y1",
+        help=f"a box, {BOX_FORM}; repeat for several objects (the points go with every box)",
     )
     parser.add_argument(
         "--single",
@@ -57,7 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="predict one mask instead of three candidates (better for several points)",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="MASK.png", help="where to write the mask"
+        "--out",
+        type=Path,
+        metavar="MASK.png",
+        help="where to write the mask (optional with --json or --overlay)",
     )
     parser.add_argument(
         "--overlay",
@@ -68,7 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--all-masks",
         action="store_true",
-        help="also write every candidate mask, as MASK_0.png, MASK_1.png, ...",
+        help="also write every candidate mask, as MASK_0.png, MASK_1.png, ... (with several "
+        "boxes MASK_B_0.png, ... for box B)",
     )
     parser.add_argument(
         "--json",
@@ -80,80 +85,105 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    coords, labels, box = parse_prompts(args.point, args.box)
-    check_outputs(args.image, args.out, args.overlay)
+    coords, labels, boxes = parse_prompts(args.point, args.box)
+    check_outputs(args.image, args.out, args.overlay, args.json, args.all_masks)
     spec, checkpoint = resolve_model(args)
     device = resolve_device(args.device)
     image = read_image(args.image)
-    check_inside_image(coords, box, *image.size)
+    check_inside_image(coords, boxes, *image.size)
 
-    if checkpoint is None:
-        warn_random_weights(spec)
-    masks, scores = segment(spec, checkpoint, device, image, coords, labels, box, args.single)
-    chosen = int(np.argmax(scores))
+    model = load_model(spec, checkpoint, device)
+    masks, scores = segment(model, image, coords, labels, boxes, args.single)  # (B, C, H, W)
+    chosen = [int(np.argmax(object_scores)) for object_scores in scores]
+    union = np.any([object_masks[c] for object_masks, c in zip(masks, chosen, strict=True)], 0)
 
-    written: list[list[Path]] = [[] for _ in masks]  # the files each mask went to
-    save_mask(masks[chosen], args.out)
-    written[chosen].append(args.out)
-    if args.all_masks:
-        for i, mask in enumerate(masks):
-            path = args.out.with_name(f"{args.out.stem}_{i}{args.out.suffix}")
-            save_mask(mask, path)
-            written[i].append(path)
+    written: list[list[list[Path]]] = [[[] for _ in m] for m in masks]  # files per mask
+    if args.out is not None:
+        save_mask(union, args.out)
+        for b, c in enumerate(chosen):
+            written[b][c].append(args.out)
+        if args.all_masks:
+            for b, object_masks in enumerate(masks):
+                for i, mask in enumerate(object_masks):
+                    tag = f"{i}" if len(masks) == 1 else f"{b}_{i}"
+                    path = args.out.with_name(f"{args.out.stem}_{tag}{args.out.suffix}")
+                    save_mask(mask, path)
+                    written[b][i].append(path)
     if args.overlay is not None:
         from segany.visualize import draw_overlay
 
-        overlay = draw_overlay(image, masks[chosen], coords, labels, box)
-        _save(overlay, args.overlay, "overlay")
+        _save(draw_overlay(image, union, coords, labels, boxes), args.overlay, "overlay")
 
+    report = build_report(args, spec, checkpoint, image, coords, labels, boxes)
+    report["objects"] = [
+        {
+            "box_xyxy": None if boxes is None else boxes[b].tolist(),
+            "chosen": chosen[b],
+            "masks": [
+                describe_mask(i, mask, float(score), i == chosen[b], paths)
+                for i, (mask, score, paths) in enumerate(
+                    zip(masks[b], scores[b], written[b], strict=True)
+                )
+            ],
+        }
+        for b in range(len(masks))
+    ]
+    if len(masks) == 1:  # one object: its masks at the top level too
+        report["chosen"], report["masks"] = chosen[0], report["objects"][0]["masks"]
+    print(json.dumps(report, indent=2) if args.json else format_summary(report))
+    return 0
+
+
+def build_report(
+    args: argparse.Namespace,
+    spec: ModelSpec,
+    checkpoint: Path | None,
+    image: Image.Image,
+    coords: np.ndarray | None,
+    labels: np.ndarray | None,
+    boxes: np.ndarray | None,
+) -> dict[str, Any]:
+    """The report's fields that describe the run (model, image, prompts, files)."""
     width, height = image.size
     points = (
         []
         if coords is None
         else [[x, y, int(lb)] for (x, y), lb in zip(coords, labels, strict=True)]
     )
-    report = {
+    return {
         "model": spec.name,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "image": {"path": str(args.image), "width": width, "height": height},
-        "prompts": {"points": points, "box_xyxy": None if box is None else box.tolist()},
-        "chosen": chosen,
-        "masks": [
-            describe_mask(i, mask, float(score), i == chosen, paths)
-            for i, (mask, score, paths) in enumerate(zip(masks, scores, written, strict=True))
-        ],
-        "out": str(args.out),
+        "prompts": {
+            "points": points,
+            "box_xyxy": boxes[0].tolist() if boxes is not None and len(boxes) == 1 else None,
+            "boxes_xyxy": [] if boxes is None else boxes.tolist(),
+        },
+        "out": str(args.out) if args.out is not None else None,
         "overlay": str(args.overlay) if args.overlay is not None else None,
     }
-    print(json.dumps(report, indent=2) if args.json else format_summary(report))
-    return 0
 
 
 def segment(
-    spec: ModelSpec,
-    checkpoint: Path | None,
-    device: torch.device,
+    model: Sam,
     image: Image.Image,
     coords: np.ndarray | None,
     labels: np.ndarray | None,
-    box: np.ndarray | None,
+    boxes: np.ndarray | None,
     single: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Build the model and predict: masks (C, H, W) bool and predicted IoUs (C,), C = 3 or 1.
+    """Predict: masks (B, C, H, W) bool and predicted IoUs (B, C), one row per box (B = 1
+    without boxes), C = 3 candidates or 1 with `single`.
 
-    Prompts are in the original image frame: coords (N, 2) xy, labels (N,), box (4,) xyxy.
-    Random weights (no checkpoint) are seeded, so a demo gives the same masks every run.
+    Prompts are in the original image frame: coords (N, 2) xy, labels (N,), boxes (B, 4) xyxy.
     """
-    import torch
-
     from segany.predictor import SamPredictor
-    from segany.registry import build_sam
 
-    if checkpoint is None:
-        torch.manual_seed(0)
-    predictor = SamPredictor(build_sam(spec.name, checkpoint, device, pretrained=False))
+    predictor = SamPredictor(model)
     predictor.set_image(image)
-    masks, scores, _ = predictor.predict(coords, labels, box, multimask_output=not single)
+    masks, scores, _ = predictor.predict(coords, labels, boxes, multimask_output=not single)
+    if boxes is None or len(boxes) == 1:
+        masks, scores = masks[None], scores[None]
     return masks, scores
 
 
@@ -173,32 +203,54 @@ def describe_mask(
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    """A few human-readable lines: the model, the image, each mask, the files written."""
+    """A few human-readable lines: the model, the image, each object's masks, the files."""
     image = report["image"]
-    masks = report["masks"]
+    objects = report["objects"]
+    n_masks = sum(len(o["masks"]) for o in objects)
     lines = [
         f"{image['path']} ({image['width']}x{image['height']}), model {report['model']}: "
-        f"{len(masks)} mask{'s' if len(masks) > 1 else ''}"
+        f"{n_masks} mask{'s' if n_masks > 1 else ''}"
     ]
-    for m in masks:
-        bbox = "empty" if m["bbox_xyxy"] is None else "box " + ",".join(map(str, m["bbox_xyxy"]))
-        mark = "  <- best, written to " + report["out"] if m["chosen"] else ""
-        lines.append(
-            f"  mask {m['index']}: predicted IoU {m['score']:.3f}, {m['area']} px, {bbox}{mark}"
-        )
+    where = f", written to {report['out']}" if report["out"] is not None else ""
+    for b, obj in enumerate(objects):
+        indent = "  "
+        if len(objects) > 1:
+            lines.append(f"  box {b} ({','.join(f'{v:g}' for v in obj['box_xyxy'])}):")
+            indent = "    "
+        for m in obj["masks"]:
+            bbox = (
+                "empty" if m["bbox_xyxy"] is None else "box " + ",".join(map(str, m["bbox_xyxy"]))
+            )
+            mark = f"  <- best{where}" if m["chosen"] else ""
+            lines.append(
+                f"{indent}mask {m['index']}: predicted IoU {m['score']:.3f}, {m['area']} px, "
+                f"{bbox}{mark}"
+            )
+    if len(objects) > 1 and report["out"] is not None:
+        lines.append(f"the union of the {len(objects)} best masks is in {report['out']}")
     if report["overlay"] is not None:
         lines.append(f"overlay written to {report['overlay']}")
     return "\n".join(lines)
 
 
-def check_outputs(image: Path, out: Path, overlay: Path | None) -> None:
-    """Refuse output paths that cannot be written, or would overwrite the input or each other."""
-    if out.suffix.lower() != ".png":
+def check_outputs(
+    image: Path, out: Path | None, overlay: Path | None, json_report: bool, all_masks: bool
+) -> None:
+    """Refuse output paths that cannot be written, or would overwrite the input or each other,
+    and a command line that would produce nothing."""
+    if out is None:
+        if all_masks:
+            raise UsageError("--all-masks names its files after --out MASK.png: give --out")
+        if not json_report and overlay is None:
+            raise UsageError(
+                "nothing to write: give --out MASK.png, --overlay OVERLAY.png and/or --json"
+            )
+    elif out.suffix.lower() != ".png":
         raise UsageError(
             f"--out {out} must end in .png: masks are written as lossless 8-bit PNG "
             "(a lossy format such as JPEG would blur the 0/255 values)"
         )
-    paths = [("--out", out)]
+    paths = [("--out", out)] if out is not None else []
     if overlay is not None:
         known = Image.registered_extensions()
         if known.get(overlay.suffix.lower()) not in Image.SAVE:
@@ -212,7 +264,7 @@ def check_outputs(image: Path, out: Path, overlay: Path | None) -> None:
             raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
         if path.resolve() == image.resolve():
             raise UsageError(f"{option} {path} would overwrite the input image")
-    if overlay is not None and overlay.resolve() == out.resolve():
+    if overlay is not None and out is not None and overlay.resolve() == out.resolve():
         raise UsageError("--out and --overlay name the same file; give two different paths")
 
 

@@ -2,6 +2,10 @@
 
 Polygons are rasterised by pycocotools, so masks match COCO's own tools pixel for pixel; RLEs
 (compressed or not) are decoded by `segany.formats.to_binary_mask`.
+
+Images are found under an image folder, or, for the file `segany amg --format coco --out DIR`
+writes, where `DIR/manifest.json` beside it says. They are read upright (EXIF orientation
+applied); see `read_rgb` for datasets annotated on the pixels as stored.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from segany.data.images import ImageFolder, ManifestImages
 from segany.data.sample import (
     EncodedMasks,
     Sample,
+    annotated_size,
     check_size,
     field,
     read_json,
@@ -25,6 +31,7 @@ from segany.data.sample import (
 )
 from segany.errors import DataError
 from segany.formats import to_binary_mask
+from segany.formats.manifest import MANIFEST_FILE
 
 
 class CocoDataset:
@@ -32,19 +39,27 @@ class CocoDataset:
 
     Args:
         annotation_file: e.g. `instances_val2017.json`.
-        image_root: the folder that `file_name` entries are relative to.
+        image_root: the folder that `file_name` entries are relative to; None: where the amg
+            manifest beside `annotation_file` (`manifest.json`) says.
         include_crowd: keep `iscrowd` annotations (regions of many objects; off by default, as
             they are not single instances).
     """
 
     def __init__(
-        self, annotation_file: str | Path, image_root: str | Path, include_crowd: bool = False
+        self,
+        annotation_file: str | Path,
+        image_root: str | Path | None = None,
+        include_crowd: bool = False,
     ) -> None:
         self.annotation_file = Path(annotation_file)
-        self.image_root = Path(image_root)
-        if not self.image_root.is_dir():
-            raise DataError(f"COCO image folder not found: {self.image_root}")
+        if image_root is not None and not Path(image_root).is_dir():
+            raise DataError(f"COCO image folder not found: {image_root}")
         data = read_json(self.annotation_file)
+        self.image_files = (
+            ImageFolder(image_root)
+            if image_root is not None
+            else _manifest_images(self.annotation_file)
+        )
         where = self.annotation_file
         self.images: dict[int, dict[str, Any]] = {}
         for info in field(data, "images", list, where):
@@ -71,7 +86,9 @@ class CocoDataset:
         image_id = self.image_ids[index]
         info = self.images[image_id]
         where = self.annotation_file
-        image = read_rgb(self.image_root / field(info, "file_name", str, where))
+        image_path = self.image_files.path(field(info, "file_name", str, where), where)
+        segmentations = [ann["segmentation"] for ann in self.annotations[image_id]]
+        image = read_rgb(image_path, annotated_size(info, segmentations))
         size = image.shape[:2]
         if "height" in info and "width" in info:
             check_size((info["height"], info["width"]), size, f"image {image_id}", where)
@@ -83,6 +100,19 @@ class CocoDataset:
         # A partial, not a lambda, so samples pickle across DataLoader worker processes.
         masks = EncodedMasks(size, segmentations, decode=partial(decode_segmentation, size=size))
         return Sample(image=image, masks=masks, name=str(image_id))
+
+
+def _manifest_images(annotation_file: Path) -> ManifestImages:
+    """The images of the amg manifest beside `annotation_file`; `DataError` if there is none."""
+    manifest = annotation_file.parent / MANIFEST_FILE
+    other_form = f"coco:{annotation_file}:IMAGE_DIR"
+    if not manifest.is_file():
+        raise DataError(
+            f"no image folder given and no {MANIFEST_FILE} beside {annotation_file} (as segany "
+            f"amg --format coco writes): give the folder its file names are relative to, "
+            f"{other_form}"
+        )
+    return ManifestImages(manifest, other_form)
 
 
 def _check_segmentation(segmentation: Any, size: tuple[int, int], label: str, where: Path) -> None:

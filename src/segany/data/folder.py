@@ -12,6 +12,9 @@ Two layouts: **flat**, images and masks side by side (then an image cannot itsel
 like its instance map: use binary masks or the split layout), or **split**, `images/NAME.EXT`
 with the masks in `masks/`. A PNG is a mask, not an image, when an image of its NAME (or of the
 NAME before its `_<number>` suffix) exists.
+
+Images are read upright (EXIF orientation applied), unless only the pixels as stored have the
+masks' size (masks drawn by a tool that ignored EXIF; see `read_rgb`).
 """
 
 from __future__ import annotations
@@ -67,19 +70,20 @@ class MaskFolder:
 
     def __getitem__(self, index: int) -> Sample:
         image_path, mask_paths = self.pairs[index]
-        image = read_rgb(image_path)
+        instance_map = mask_paths[0].stem == image_path.stem
+        # Masks first: their size tells the image's frame (upright, or as stored).
+        arrays = [_read_png(path, instance_map=instance_map) for path in mask_paths]
+        image = read_rgb(image_path, annotated_size=arrays[0].shape)
         size = image.shape[:2]
-        if mask_paths[0].stem == image_path.stem:
-            ids = _read_png(mask_paths[0], instance_map=True)
-            check_size(ids.shape, size, "the instance map", mask_paths[0])
+        what = "the instance map" if instance_map else "the mask"
+        for array, path in zip(arrays, mask_paths, strict=True):
+            check_size(array.shape, size, what, path)
+        if instance_map:
+            ids = arrays[0]
             values = [v for v in np.unique(ids) if int(v) not in self.ignore_ids]
             masks = ids[None] == np.asarray(values, dtype=ids.dtype)[:, None, None]
         else:
-            masks = np.zeros((len(mask_paths), *size), dtype=bool)
-            for k, path in enumerate(mask_paths):
-                mask = _read_png(path, instance_map=False)
-                check_size(mask.shape, size, "the mask", path)
-                masks[k] = mask != 0
+            masks = np.stack([array != 0 for array in arrays])  # (M, H, W) bool
         return Sample(image=image, masks=DenseMasks(masks), name=image_path.stem)
 
 

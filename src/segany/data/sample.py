@@ -108,8 +108,9 @@ class Sample:
     """One training or evaluation example.
 
     Attributes:
-        image: (H, W, 3) uint8 RGB, pixels as stored in the file (no EXIF rotation, the frame
-            the annotations were made in).
+        image: (H, W, 3) uint8 RGB as viewers show the file (EXIF orientation applied), the
+            frame of `segany predict` and `segany amg`; the pixels as stored only for a
+            dataset annotated on those (see `read_rgb`).
         masks: M masks of size (H, W).
         name: where it came from (a file stem, a COCO image id, a pool index).
         parent: (M,) int, the mask containing each mask (-1 for none), when known (synthetic).
@@ -121,11 +122,18 @@ class Sample:
     parent: np.ndarray | None = None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of an image file, as stored (annotations refer to these).
-    Raises `DataError`."""
+def read_rgb(path: Path, annotated_size: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of an image file, turned upright by its EXIF orientation.
+
+    annotated_size: (H, W) of the image's annotations (a recorded size, a mask's size), when
+        known. If only the pixels as stored have that size, they are returned unturned: the
+        dataset was annotated by a tool that ignored EXIF. A size that fits neither frame is
+        left for `check_size` to report.
+
+    Raises `DataError`.
+    """
     try:
-        return np.asarray(read_image(path, upright=False))
+        return np.asarray(read_image(path, annotated_size=annotated_size))
     except ImageError as e:
         raise DataError(str(e)) from None
 
@@ -137,6 +145,19 @@ def check_size(found: tuple[int, int], expected: tuple[int, int], what: str, whe
             f"{what} in {where} is {found[0]}x{found[1]} (HxW) but its image is "
             f"{expected[0]}x{expected[1]}; annotations of another image, or of a resized copy?"
         )
+
+
+def annotated_size(info: Any, segmentations: Sequence[Any]) -> tuple[int, int] | None:
+    """(H, W) one image's annotations were made at, for `read_rgb`: the image entry's
+    "height" and "width", else the "size" of its first RLE mask; None when neither is given
+    (polygons only). Values are not checked here: `check_size` reports bad ones."""
+    if isinstance(info, dict) and "height" in info and "width" in info:
+        return info["height"], info["width"]
+    for segmentation in segmentations:
+        if isinstance(segmentation, dict) and isinstance(segmentation.get("size"), list):
+            if len(segmentation["size"]) == 2:
+                return segmentation["size"][0], segmentation["size"][1]
+    return None
 
 
 def read_json(path: Path) -> Any:

@@ -3,14 +3,25 @@
 synthetic:SPLIT:COUNT[:SIZE]    scenes split_seeds(SPLIT, COUNT), SIZE x SIZE px (default 256),
                                 generated when indexed
 pool:PATH                       a scene pool folder made by `build_pool`
-sa1b:DIR                        a folder of SA-1B image + JSON pairs
+sa1b:DIR                        SA-1B JSON files: what `segany amg --format sa1b --out DIR`
+                                wrote (images where DIR/manifest.json says), else Meta's
+                                layout (each image beside its JSON)
+sa1b:DIR:IMAGE_ROOT             SA-1B JSON files under DIR, file names relative to IMAGE_ROOT
+coco:ANNOTATIONS.json           a COCO instances file `segany amg --format coco` wrote (images
+                                where the manifest.json beside it says)
 coco:ANNOTATIONS.json:IMAGE_DIR a COCO instances file and the folder its file names are in
 folder:DIR                      a folder of image + PNG mask pairs
+
+Paths are separated by ":"; on Windows a drive letter ("C:\\data") stays part of its path.
+Images are read upright (EXIF orientation applied) by every reader, as `segany amg` and
+`segany predict` read them; see `segany.data.sample.read_rgb` for the one exception.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from segany.data.coco import CocoDataset
@@ -20,13 +31,16 @@ from segany.data.sa1b import SA1BDataset
 from segany.data.sample import DenseMasks, Sample
 from segany.data.synthetic import SPLIT_OFFSETS, SceneConfig, make_scene, split_seeds
 from segany.errors import ConfigError, DataError
+from segany.formats.manifest import MANIFEST_FILE
 
 DEFAULT_SIZE = 256
 
 SPEC_FORMS = (
     "synthetic:SPLIT:COUNT[:SIZE] (SPLIT one of train, val, test; e.g. synthetic:test:200:256)",
     "pool:PATH",
-    "sa1b:DIR",
+    "sa1b:DIR (an amg output folder, or Meta's layout)",
+    "sa1b:DIR:IMAGE_ROOT",
+    "coco:ANNOTATIONS.json (written by segany amg, with its manifest.json)",
     "coco:ANNOTATIONS.json:IMAGE_DIR",
     "folder:DIR",
 )
@@ -71,15 +85,46 @@ def open_dataset(spec: str) -> Sequence[Sample]:
     if kind == "pool":
         return SceneDataset(rest)
     if kind == "sa1b":
-        return SA1BDataset(rest)
+        root, image_root = _one_or_two_paths(spec, rest)
+        return SA1BDataset(root, image_root)
     if kind == "folder":
         return MaskFolder(rest)
     if kind == "coco":
-        annotations, sep, images = rest.partition(":")
-        if not sep or not annotations or not images:
-            _bad(spec, "coco needs an annotation file and an image folder")
-        return CocoDataset(annotations, images)
+        return _coco(spec, rest)
     _bad(spec, f"unknown kind {kind!r}")
+
+
+def _coco(spec: str, rest: str) -> CocoDataset:
+    annotations, images = _one_or_two_paths(spec, rest)
+    if images is None and not (Path(annotations).parent / MANIFEST_FILE).is_file():
+        _bad(
+            spec,
+            f"no IMAGE_DIR given and no {MANIFEST_FILE} beside {annotations} (segany amg "
+            "--format coco writes one); name the folder the file names are relative to",
+        )
+    return CocoDataset(annotations, images)
+
+
+def _one_or_two_paths(spec: str, rest: str) -> tuple[str, str | None]:
+    """PATH or PATH:PATH, each non-empty; `DataError` otherwise."""
+    paths = _split_paths(rest)
+    if len(paths) > 2 or not all(paths):
+        _bad(spec, "expected one path, or two separated by ':'")
+    return paths[0], paths[1] if len(paths) == 2 else None
+
+
+def _split_paths(text: str, drives: bool = os.name == "nt") -> list[str]:
+    """`text` split at ":", except, with `drives` (on Windows), the colon of a drive letter
+    ("C:\\x", "C:/x") at the start of a path. Not on POSIX, where "a:/x" is the folder "a"
+    and the absolute path "/x"."""
+    paths: list[str] = []
+    for part in text.split(":"):
+        drive = paths and len(paths[-1]) == 1 and paths[-1].isalpha()
+        if drives and drive and part.startswith(("\\", "/")):
+            paths[-1] += ":" + part
+        else:
+            paths.append(part)
+    return paths
 
 
 def _synthetic(spec: str, rest: str) -> SyntheticScenes:

@@ -10,7 +10,7 @@ from segany.engine.options import ModelSource, OutputOptions
 from segany.engine.worker import ImageWorker, JobResult
 
 if TYPE_CHECKING:
-    from segany.masks.generator import AmgConfig
+    from segany.masks.config import AmgConfig
 
 
 def run_local(

@@ -17,26 +17,30 @@ FORMATS = ("sa1b", "coco", "png")
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model every worker builds identically: registry `name`, weights file `checkpoint`
-    (None: random weights drawn after `torch.manual_seed(seed)`), torch `device`."""
+    """A model every worker builds identically, by `segany.build_sam`'s rule: registry `name`;
+    weights file `checkpoint`, else (`pretrained`) the weights shipped with segany or the
+    downloaded official file, else (pretrained=False) random weights drawn with `seed`, the
+    same in every actor and every rerun; torch `device`.
+
+    Weights are resolved when the source is made, so a missing file fails before any work.
+    """
 
     name: str
     checkpoint: Path | None = None
     device: str = "cpu"
+    pretrained: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.checkpoint is not None:
-            object.__setattr__(self, "checkpoint", Path(self.checkpoint).expanduser())
+        from segany.registry import get_spec, resolve_weights
+
+        weights = resolve_weights(get_spec(self.name), self.checkpoint, self.pretrained)
+        object.__setattr__(self, "checkpoint", weights)
 
     def build(self) -> Sam:
-        import torch
-
         from segany.registry import build_sam
 
-        if self.checkpoint is None:
-            torch.manual_seed(self.seed)  # every actor and every rerun: the same weights
-        return build_sam(self.name, self.checkpoint, self.device, pretrained=False)
+        return build_sam(self.name, self.checkpoint, self.device, self.pretrained, self.seed)
 
 
 @dataclass(frozen=True)

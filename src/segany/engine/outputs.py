@@ -5,6 +5,8 @@ Layout under the output folder, for an image whose job key is "sub/a":
     coco:     coco_parts/sub/a.json per image, merged into annotations.json at the end
     png:      sub/a/0.png, 1.png, ..., sub/a/metadata.csv
     --overlay overlays/sub/a.png
+    every format: manifest.json, where each image is (`segany.formats.manifest`), so the
+              outputs can be read back as a dataset (`sa1b:DIR`, `coco:DIR/annotations.json`)
 Every file (the PNG folder as a whole) appears atomically, so "exists" means "done".
 """
 
@@ -20,6 +22,7 @@ from segany.engine.options import OutputOptions
 from segany.errors import ConfigError
 from segany.formats.atomic import atomic_file
 from segany.formats.coco import write_coco_part
+from segany.formats.manifest import MANIFEST_FILE
 from segany.formats.png import METADATA_FILE, write_png_masks
 from segany.formats.sa1b import write_sa1b
 from segany.formats.segmentation import to_binary_mask
@@ -28,7 +31,9 @@ COCO_FILE = "annotations.json"
 COCO_PARTS = "coco_parts"
 OVERLAYS = "overlays"
 ERRORS_FILE = "errors.txt"
-_RESERVED = {COCO_FILE, COCO_PARTS, OVERLAYS, ERRORS_FILE}
+# Top-level names of the run's own files and folders: no image's outputs may take them, and a
+# reader of the folder skips them.
+RESERVED_NAMES = frozenset({COCO_FILE, COCO_PARTS, OVERLAYS, ERRORS_FILE, MANIFEST_FILE})
 
 
 class OutputLayout:
@@ -46,14 +51,18 @@ class OutputLayout:
     def errors_file(self) -> Path:
         return self.root / ERRORS_FILE
 
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / MANIFEST_FILE
+
     def check_keys(self, jobs: list[ImageJob]) -> None:
         """`ConfigError` if an image's outputs would land on the run's own files."""
         for job in jobs:
             top = PurePosixPath(job.key).parts[0]
-            if top in _RESERVED or f"{top}.json" in _RESERVED:
+            if top in RESERVED_NAMES or f"{top}.json" in RESERVED_NAMES:
                 raise ConfigError(
                     f"{job.path}: its outputs would be named {job.key!r}, which the run uses "
-                    f"for its own files ({', '.join(sorted(_RESERVED))}); rename it"
+                    f"for its own files ({', '.join(sorted(RESERVED_NAMES))}); rename it"
                 )
 
     def primary(self, job: ImageJob) -> Path:

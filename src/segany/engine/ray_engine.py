@@ -21,7 +21,7 @@ from segany.engine.worker import ImageWorker, JobResult
 from segany.errors import ConfigError
 
 if TYPE_CHECKING:
-    from segany.masks.generator import AmgConfig
+    from segany.masks.config import AmgConfig
 
 
 def import_ray() -> Any:

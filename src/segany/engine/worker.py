@@ -16,7 +16,7 @@ from segany.errors import ImageError
 from segany.formats.image import read_image
 
 if TYPE_CHECKING:
-    from segany.masks.generator import AmgConfig
+    from segany.masks.config import AmgConfig
     from segany.modeling.sam import Sam
 
 DONE = "done"
@@ -38,7 +38,7 @@ def build_generator(model: Sam, amg: AmgConfig) -> Any:
     """An `AutomaticMaskGenerator` of `model` with `amg`'s options."""
     from segany.masks.generator import AutomaticMaskGenerator
 
-    return AutomaticMaskGenerator(model, **dataclasses.asdict(amg))
+    return AutomaticMaskGenerator(model, amg)
 
 
 class ImageWorker:

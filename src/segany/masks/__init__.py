@@ -7,6 +7,7 @@ from segany.masks.boxes import (
     uncrop_boxes_xyxy,
     uncrop_points,
 )
+from segany.masks.config import AmgConfig
 from segany.masks.grids import (
     build_all_layer_point_grids,
     build_point_grid,
@@ -24,6 +25,7 @@ from segany.masks.rle import (
 from segany.masks.stability import stability_score
 
 __all__ = [
+    "AmgConfig",
     "box_xyxy_to_xywh",
     "build_all_layer_point_grids",
     "build_point_grid",

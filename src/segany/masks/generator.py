@@ -10,7 +10,7 @@ time and memory do not scale with every candidate's full-resolution mask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,10 @@ from segany.masks.boxes import (
 )
 from segany.masks.candidates import MaskCandidates
 from segany.masks.cleanup import remove_small_regions_from_candidates
+from segany.masks.config import AmgConfig
 from segany.masks.grids import build_all_layer_point_grids, generate_crop_boxes
 from segany.masks.nms import batched_nms, box_area
-from segany.masks.records import OUTPUT_MODES, to_records
+from segany.masks.records import to_records
 from segany.masks.rle import masks_to_rle
 from segany.masks.stability import stability_score
 from segany.modeling.sam import Sam
@@ -41,62 +42,6 @@ UPSCALE_CHUNK_BYTES = 64 * 2**20
 # (each prompt carries several MB of image-sized activations), so a batch of
 # `points_per_batch` prompts is decoded a few at a time; results are identical.
 DECODER_MICRO_BATCH = 4
-# Crop layers beyond this would run thousands of encoder passes on one image (4**i crops each).
-MAX_CROP_LAYERS = 4
-
-
-@dataclass(frozen=True)
-class AmgConfig:
-    """The generator's options; see `AutomaticMaskGenerator` for their meaning."""
-
-    points_per_side: int | None = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.7
-    crop_n_layers: int = 0
-    crop_nms_thresh: float = 0.7
-    crop_overlap_ratio: float = 512 / 1500
-    crop_n_points_downscale_factor: int = 1
-    min_mask_region_area: int = 0
-    output_mode: str = "binary_mask"
-    skip_covered_points: bool = False
-
-    def validate(self, has_point_grids: bool) -> None:
-        if (self.points_per_side is None) == (not has_point_grids):
-            raise ConfigError("give exactly one of points_per_side and point_grids")
-        if self.points_per_side is not None and self.points_per_side < 1:
-            raise ConfigError(f"points_per_side must be >= 1, got {self.points_per_side}")
-        if self.points_per_batch < 1:
-            raise ConfigError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
-        if not 0 <= self.crop_n_layers <= MAX_CROP_LAYERS:
-            raise ConfigError(
-                f"crop_n_layers must be >= 0 and <= {MAX_CROP_LAYERS}, got {self.crop_n_layers} "
-                f"(layer i adds 4**i crops, each a full encoder pass; {MAX_CROP_LAYERS} layers "
-                f"already run {sum(4**i for i in range(MAX_CROP_LAYERS + 1))})"
-            )
-        for name in ("pred_iou_thresh", "stability_score_thresh"):
-            if getattr(self, name) > 1.0:  # below 0 is allowed: it keeps every mask
-                raise ConfigError(
-                    f"{name} must be at most 1 (a fraction, e.g. 0.88), got {getattr(self, name)}; "
-                    "above 1 no mask would be kept"
-                )
-        if self.crop_n_points_downscale_factor < 1:
-            raise ConfigError("crop_n_points_downscale_factor must be >= 1")
-        for name in ("box_nms_thresh", "crop_nms_thresh"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.crop_overlap_ratio < 1.0:
-            raise ConfigError(
-                f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}"
-            )
-        if self.min_mask_region_area < 0:
-            raise ConfigError("min_mask_region_area must be >= 0")
-        if self.output_mode not in OUTPUT_MODES:
-            raise ConfigError(
-                f"output_mode must be one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}"
-            )
 
 
 class AutomaticMaskGenerator:
@@ -104,66 +49,51 @@ class AutomaticMaskGenerator:
 
     Args:
         model: a `Sam` model (from `segany.build_sam`).
-        points_per_side: grid points along one side (points_per_side**2 prompts); None when
-            `point_grids` is given.
-        points_per_batch: prompts decoded together (more is faster, uses more memory).
-        pred_iou_thresh: keep masks whose predicted IoU is above this.
-        stability_score_thresh: keep masks whose stability score is at least this.
-        stability_score_offset: logit offset of the stability score's two thresholds.
-        box_nms_thresh: box IoU above which the lower-scoring duplicate is dropped.
-        crop_n_layers: > 0 runs again on 4, 16, ... overlapping crops (layer i: 4**i crops).
-        crop_nms_thresh: box NMS threshold between crops (smaller crops preferred).
-        crop_overlap_ratio: crop overlap as a fraction of the image's short side (layer 1).
-        crop_n_points_downscale_factor: points per side on layer i divided by factor**i.
-        point_grids: explicit (n, 2) grids in [0, 1] xy, one per crop layer.
-        min_mask_region_area: > 0 removes holes and islands smaller than this (pixels).
-        output_mode: "binary_mask", "uncompressed_rle" or "coco_rle".
-        skip_covered_points: beyond the reference, off by default: grid points inside a mask
-            already accepted on the same crop are not prompted (faster, slightly different
-            output).
+        config: an `AmgConfig`; by default SAM's options with the model's own defaults
+            (`ModelSpec.amg_defaults`, e.g. segany-tiny's thresholds) applied.
+        point_grids: explicit (n, 2) grids in [0, 1] xy, one per crop layer (then
+            points_per_side=None).
+        **options: any `AmgConfig` field, overriding `config` (the reference generator's
+            keyword arguments: points_per_side, pred_iou_thresh, stability_score_thresh,
+            box_nms_thresh, crop_n_layers, min_mask_region_area, output_mode, ...). Beyond the
+            reference, `skip_covered_points` (off by default) does not prompt grid points
+            inside a mask already accepted on the same crop (faster, slightly different output).
     """
 
     def __init__(
         self,
         model: Sam,
-        points_per_side: int | None = 32,
-        points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
-        stability_score_thresh: float = 0.95,
-        stability_score_offset: float = 1.0,
-        box_nms_thresh: float = 0.7,
-        crop_n_layers: int = 0,
-        crop_nms_thresh: float = 0.7,
-        crop_overlap_ratio: float = 512 / 1500,
-        crop_n_points_downscale_factor: int = 1,
+        config: AmgConfig | None = None,
         point_grids: list[np.ndarray] | None = None,
-        min_mask_region_area: int = 0,
-        output_mode: str = "binary_mask",
-        skip_covered_points: bool = False,
+        **options: Any,
     ) -> None:
-        self.config = AmgConfig(
-            points_per_side=points_per_side,
-            points_per_batch=points_per_batch,
-            pred_iou_thresh=pred_iou_thresh,
-            stability_score_thresh=stability_score_thresh,
-            stability_score_offset=stability_score_offset,
-            box_nms_thresh=box_nms_thresh,
-            crop_n_layers=crop_n_layers,
-            crop_nms_thresh=crop_nms_thresh,
-            crop_overlap_ratio=crop_overlap_ratio,
-            crop_n_points_downscale_factor=crop_n_points_downscale_factor,
-            min_mask_region_area=min_mask_region_area,
-            output_mode=output_mode,
-            skip_covered_points=skip_covered_points,
-        )
+        if config is not None and not isinstance(config, AmgConfig):
+            raise ConfigError(
+                f"config must be an AmgConfig, got {type(config).__name__}; give options by "
+                "keyword, e.g. AutomaticMaskGenerator(model, points_per_side=32)"
+            )
+        if config is None:
+            config = AmgConfig.for_model(model.spec)
+        if options:
+            # A None option is kept when it is points_per_side (explicit grids), not "unset".
+            known = {f.name for f in dataclasses.fields(AmgConfig)}
+            unknown = sorted(set(options) - known)
+            if unknown:
+                raise ConfigError(
+                    f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                )
+            config = dataclasses.replace(config, **options)
+        if point_grids is not None and "points_per_side" not in options:
+            config = dataclasses.replace(config, points_per_side=None)
+        self.config = config
         self.config.validate(has_point_grids=point_grids is not None)
         if point_grids is None:
             point_grids = build_all_layer_point_grids(
-                points_per_side, crop_n_layers, crop_n_points_downscale_factor
+                config.points_per_side, config.crop_n_layers, config.crop_n_points_downscale_factor
             )
-        elif len(point_grids) != crop_n_layers + 1:
+        elif len(point_grids) != config.crop_n_layers + 1:
             raise ConfigError(
-                f"point_grids needs one grid per crop layer ({crop_n_layers + 1}), "
+                f"point_grids needs one grid per crop layer ({config.crop_n_layers + 1}), "
                 f"got {len(point_grids)}"
             )
         self.point_grids = [np.asarray(grid, dtype=np.float64) for grid in point_grids]

@@ -6,7 +6,26 @@ the builders in `segany.modeling.build` turn them into modules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+# A fingerprint is the set of shape facts a checkpoint shows without being loaded: encoder kind,
+# widths, block counts, grid. Each encoder config gives its own (`fingerprint`) and reads it
+# off an official-layout state dict (`read_fingerprint`), so `segany.checkpoints` recognises a
+# new encoder kind as soon as its config class is listed in ENCODER_CONFIGS.
+Fingerprint = dict[str, Any]
+
+
+def count_indices(state_dict: Mapping[str, Any], prefix: str) -> int:
+    """Number of distinct integers N among keys `prefix + "N." + ...`."""
+    indices = set()
+    for key in state_dict:
+        if key.startswith(prefix):
+            head = key[len(prefix) :].split(".", 1)[0]
+            if head.isdigit():
+                indices.add(int(head))
+    return len(indices)
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,29 @@ class ViTConfig:
     @property
     def embedding_size(self) -> int:
         return self.img_size // self.patch_size
+
+    def fingerprint(self) -> Fingerprint:
+        return {
+            "encoder": "vit",
+            "width": self.embed_dim,
+            "patch_size": self.patch_size,
+            "depth": self.depth,
+            "grid": self.img_size // self.patch_size,
+            "neck": (self.out_chans, self.embed_dim),
+        }
+
+    @staticmethod
+    def read_fingerprint(sd: Mapping[str, Any]) -> Fingerprint | None:
+        patch = sd.get("image_encoder.patch_embed.proj.weight")  # (C, 3, P, P)
+        if patch is None or patch.dim() != 4:
+            return None
+        facts: Fingerprint = {"encoder": "vit", "width": patch.shape[0]}
+        facts["patch_size"] = patch.shape[-1]
+        facts["depth"] = count_indices(sd, "image_encoder.blocks.")
+        pos = sd.get("image_encoder.pos_embed")  # (1, grid, grid, C)
+        if pos is not None and pos.dim() == 4:
+            facts["grid"] = pos.shape[1]
+        return facts
 
 
 @dataclass(frozen=True)
@@ -56,6 +98,29 @@ class TinyViTConfig:
     @property
     def embedding_size(self) -> int:
         return self.img_size // 16
+
+    def fingerprint(self) -> Fingerprint:
+        return {
+            "encoder": "tiny_vit",
+            "width": self.embed_dims[0],
+            "depth": tuple(self.depths),
+            "neck": (self.out_chans, self.embed_dims[-1]),
+        }
+
+    @staticmethod
+    def read_fingerprint(sd: Mapping[str, Any]) -> Fingerprint | None:
+        # TinyViT's stem is conv(3 -> C/2), GELU, conv(C/2 -> C); MobileSAM keys it seq.0 / seq.2.
+        stem = sd.get("image_encoder.patch_embed.seq.2.c.weight")  # (C, C/2, 3, 3)
+        if stem is None and "image_encoder.patch_embed.seq.0.c.weight" not in sd:
+            return None
+        facts: Fingerprint = {"encoder": "tiny_vit"}
+        if stem is not None:
+            facts["width"] = stem.shape[0]
+        n_layers = count_indices(sd, "image_encoder.layers.")
+        facts["depth"] = tuple(
+            count_indices(sd, f"image_encoder.layers.{i}.blocks.") for i in range(n_layers)
+        )
+        return facts
 
 
 @dataclass(frozen=True)
@@ -96,6 +161,37 @@ class ConvEncoderConfig:
     def context_size(self) -> int:
         """Side of the stride-8 map that the global-attention blocks (and pos_embed) cover."""
         return self.img_size // 8
+
+    def fingerprint(self) -> Fingerprint:
+        return {
+            "encoder": "conv",
+            "width": self.dims[0],
+            "depth": tuple(self.depths),
+            "grid": self.context_size,
+            "stride": self.stride,
+            "neck": (self.out_chans, self.dims[-1]),
+        }
+
+    @staticmethod
+    def read_fingerprint(sd: Mapping[str, Any]) -> Fingerprint | None:
+        stem = sd.get("image_encoder.stem.1.0.weight")  # (C1, C1/2, 3, 3)
+        if stem is None:
+            return None
+        facts: Fingerprint = {"encoder": "conv", "width": stem.shape[0]}
+        facts["depth"] = (
+            count_indices(sd, "image_encoder.stage1."),
+            count_indices(sd, "image_encoder.stage2."),
+        )
+        facts["stride"] = 4 if "image_encoder.lateral.0.weight" in sd else 8
+        pos = sd.get("image_encoder.pos_embed")  # (1, C2, grid, grid), the stride-8 grid
+        if pos is not None and pos.dim() == 4:
+            facts["grid"] = pos.shape[-1]
+        return facts
+
+
+EncoderConfig = ViTConfig | TinyViTConfig | ConvEncoderConfig
+# Every encoder kind, in the order checkpoints are matched against them.
+ENCODER_CONFIGS: tuple[type[EncoderConfig], ...] = (ViTConfig, ConvEncoderConfig, TinyViTConfig)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ class Sam(nn.Module):
 
     mask_threshold: float = 0.0
     image_format: str = "RGB"
+    # The `segany.registry.ModelSpec` it was built from (set by `build_sam`; None when the
+    # parts were assembled by hand). Applications read per-model defaults from it.
+    spec: Any = None
 
     def __init__(
         self,

@@ -3,7 +3,6 @@ weights in the official state-dict format (`model.pth`) and as safetensors."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +10,16 @@ import torch
 from safetensors.torch import save_file
 
 from segany.errors import CheckpointError
+from segany.formats.atomic import atomic_file
 
 LAST = "last.pt"
 
 
 def _atomic(path: Path, write: Any) -> None:
-    """Write through `write(tmp_path)`, then rename: a killed run never leaves a torn file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write through `write(tmp_path)`, then rename, durably (`segany.formats.atomic`): a
+    killed run or a power cut never leaves a torn last.pt that a resumed run would load."""
+    with atomic_file(path) as temporary:
+        write(temporary)
 
 
 def rng_state() -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from segany import devices
 from segany.data.sample import Sample
 from segany.errors import CheckpointError, ConfigError
 from segany.modeling.sam import Sam
@@ -64,19 +65,11 @@ def training_mode(model: Sam) -> None:
 
 
 def resolve_device(name: str, world: distributed.World) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"loop.device = {name!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", world.local_rank)
-        if device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"{device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
-                "device(s); run one process per GPU (torchrun --nproc-per-node)"
-            )
+    """`segany.devices.resolve_device`, with a bare "cuda" meaning this process's own GPU
+    (its local rank) under torchrun."""
+    device = devices.resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = devices.resolve_device(f"cuda:{world.local_rank}")
     return device
 
 
