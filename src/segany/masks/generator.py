@@ -83,8 +83,6 @@ class AutomaticMaskGenerator:
                     f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
                 )
             config = dataclasses.replace(config, **options)
-        if point_grids is not None and "points_per_side" not in options:
-            config = dataclasses.replace(config, points_per_side=None)
         self.config = config
         self.config.validate(has_point_grids=point_grids is not None)
         if point_grids is None:
