@@ -226,3 +226,17 @@ def test_cli_train(tmp_path, capsys):
     assert (tmp_path / "out" / "last.pt").is_file()
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
+
+
+def test_pretrained_starts_from_the_models_own_weights(tmp_path, scenes):
+    """`pretrained = true` without a checkpoint fine-tunes the shipped segany-tiny (build_sam's
+    rule); the frozen encoder leaves the run exactly as it started."""
+    shipped = build_sam("segany-tiny").state_dict()
+    config = make_config(
+        tmp_path, 1, model={"name": "segany-tiny", "pretrained": True, "trainable": "decoder"}
+    )
+    end = weights(Trainer(config, scenes[:2]).fit())
+    encoder = [k for k in shipped if k.startswith("image_encoder.")]
+    assert encoder and all(torch.equal(end[k], shipped[k]) for k in encoder)
+    random_start = build_sam("segany-tiny", pretrained=False, seed=0).state_dict()
+    assert not torch.equal(end[encoder[0]], random_start[encoder[0]])

@@ -3,7 +3,7 @@
 A config file has up to four tables, each optional, whose keys are the fields below:
 
     [data]   train = "synthetic:train:1000:256"   val = "synthetic:val:50:256"
-    [model]  name = "test_tiny"   checkpoint = "..."   trainable = "decoder"
+    [model]  name = "test_tiny"   checkpoint = "..."   pretrained = false   trainable = "decoder"
     [optim]  lr = 1e-4   batch_size = 4   masks_per_image = 8   ...
     [loop]   max_steps = 1000   output_dir = "runs/tiny"   ...
 
@@ -38,12 +38,17 @@ class DataConfig:
 class ModelConfig:
     """Which registered model to train, from which weights, and which of its parts.
 
+    checkpoint: the weights to start from; without one, `pretrained = true` starts from the
+    model's own weights (shipped with segany, or downloaded: `segany.build_sam`'s rule, e.g.
+    to fine-tune segany-tiny on an exported project) and `pretrained = false` (the default)
+    from random weights.
     trainable: "all", "decoder" (mask decoder only) or "decoder+prompt" (mask decoder and
     prompt encoder). With a frozen image encoder, embeddings are cached in memory.
     """
 
     name: str = "test_tiny"
     checkpoint: str | None = None
+    pretrained: bool = False
     trainable: str = "all"
     embedding_cache: int = 4096  # images whose embeddings are kept when the encoder is frozen
 

@@ -114,7 +114,7 @@ class Trainer:
                 f"{world.size} processes"
             )
         torch.manual_seed(loop.seed)
-        model = build_sam(cfg.model.name, cfg.model.checkpoint, device, pretrained=False)
+        model = build_sam(cfg.model.name, cfg.model.checkpoint, device, cfg.model.pretrained)
         set_trainable(model, cfg.model.trainable)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(

@@ -1,0 +1,158 @@
+"""The cache's disk half: one safetensors file per key, `directory/ab/abcdef....safetensors`
+(two-character shards keep folders small), written atomically and checked on every read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
+
+from segany.cache.embedding import CachedEmbedding
+from segany.errors import ConfigError
+from segany.formats.atomic import atomic_file
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "segany-embedding"
+# Bumped when the file layout changes; files of another version are dropped as stale.
+FORMAT_VERSION = "1"
+
+
+class _CorruptEntry(Exception):
+    """A file that is not a complete, self-consistent entry for its key (internal only)."""
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    """sha256 hex of a contiguous CPU tensor's raw bytes."""
+    return hashlib.sha256(tensor.detach().numpy().data).hexdigest()
+
+
+class DiskStore:
+    """Embeddings on disk under `directory`, created if missing.
+
+    Raises `ConfigError` if `directory` is a file, cannot be created, or is not writable.
+    """
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = _prepare_directory(Path(directory).expanduser())
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.safetensors"
+
+    def lock_path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.lock"
+
+    def exists(self, key: str) -> bool:
+        """Whether a file is there for `key` (its content is checked only by `read`)."""
+        return self.path(key).is_file()
+
+    def read(self, key: str) -> CachedEmbedding | None:
+        """The entry for `key`, or None if there is none. A corrupt, truncated, stale or
+        mismatching file is deleted and reported as None, never served."""
+        path = self.path(key)
+        try:
+            with open(path, "rb") as f:
+                inode = os.fstat(f.fileno()).st_ino
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # unreadable but not shown corrupt: leave it for a person
+            logger.warning("cannot read cached embedding %s (%s); recomputing", path, exc)
+            return None
+        try:
+            return _decode(data, key)
+        except _CorruptEntry as exc:
+            logger.warning("dropping cached embedding %s: %s", path, exc)
+            self._remove_if_same(path, inode)
+            return None
+
+    def write(self, key: str, value: CachedEmbedding) -> None:
+        """Store `value` under `key`: readers see the old file or the complete new one."""
+        metadata = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "key": key,
+            "original_size": json.dumps(list(value.original_size)),
+            "sha256": tensor_sha256(value.embedding),
+        }
+        with atomic_file(self.path(key)) as temporary:
+            save_file({"embedding": value.embedding}, str(temporary), metadata=metadata)
+
+    @staticmethod
+    def _remove_if_same(path: Path, inode: int) -> None:
+        # Another writer may have replaced the bad file with a good one since it was read;
+        # deleting that would only cost a recomputation, but it is easily avoided.
+        try:
+            if path.stat().st_ino == inode:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _decode(data: bytes, key: str) -> CachedEmbedding:
+    """Parse and verify a file's bytes; raise `_CorruptEntry` saying what is wrong."""
+    try:
+        tensors = load_safetensors(data)  # checks the header and that the data is all there
+    except SafetensorError as exc:
+        raise _CorruptEntry(f"not a readable safetensors file ({exc})") from exc
+    metadata = _metadata(data)
+    if metadata.get("format") != FORMAT or metadata.get("version") != FORMAT_VERSION:
+        raise _CorruptEntry(
+            f"format {metadata.get('format')!r} version {metadata.get('version')!r}, "
+            f"expected {FORMAT!r} version {FORMAT_VERSION!r}"
+        )
+    if metadata.get("key") != key:
+        raise _CorruptEntry(f"it holds key {metadata.get('key')!r}")
+    if set(tensors) != {"embedding"}:
+        raise _CorruptEntry(f"unexpected tensors {sorted(tensors)}")
+    embedding = tensors["embedding"]
+    if embedding.dtype != torch.float32:
+        raise _CorruptEntry(f"embedding dtype {embedding.dtype}, expected float32")
+    if tensor_sha256(embedding) != metadata.get("sha256"):
+        raise _CorruptEntry("the embedding's bytes do not match their sha256")
+    try:
+        original_size = tuple(json.loads(metadata.get("original_size", "")))
+        return CachedEmbedding(embedding, original_size)
+    except (TypeError, ValueError) as exc:  # ImageError is a ValueError
+        raise _CorruptEntry(str(exc)) from exc
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file already validated by `load`: an 8-byte
+    little-endian header length, then the JSON header."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.get("__metadata__") or {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _prepare_directory(directory: Path) -> Path:
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(
+            f"embedding cache directory {directory} is a file; give a folder path "
+            "(it is created if missing)"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create embedding cache directory {directory}: {exc.strerror or exc}"
+        ) from exc
+    # Writing a real file catches what permission bits do not (read-only mounts, ACLs, quotas).
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"embedding cache directory {directory} is not writable ({exc.strerror or exc}); "
+            "fix its permissions or choose another folder"
+        ) from exc
+    return directory

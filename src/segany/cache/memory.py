@@ -1,0 +1,52 @@
+"""A least-recently-used map bounded in bytes, not entries: embeddings of different models
+differ 16x in size (test_tiny 32 KiB, SAM 4 MiB), so a count bound says little about memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from segany.cache.embedding import CachedEmbedding
+
+
+class ByteLRU:
+    """key -> `CachedEmbedding`, holding at most `max_bytes` of tensors in total.
+
+    Not thread-safe by itself: `EmbeddingCache` calls it under its lock.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._entries: OrderedDict[str, CachedEmbedding] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def get(self, key: str) -> CachedEmbedding | None:
+        """The entry for `key`, now the most recently used; None if absent."""
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: CachedEmbedding) -> None:
+        """Insert or replace `key`, then evict the least recently used entries until the total
+        is within the bound. An entry larger than the whole bound is not kept at all (it would
+        evict everything else and then itself)."""
+        self.pop(key)
+        if value.nbytes > self.max_bytes:
+            return
+        self._entries[key] = value
+        self.nbytes += value.nbytes
+        while self.nbytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.nbytes -= evicted.nbytes
+
+    def pop(self, key: str) -> None:
+        """Forget `key` if present."""
+        value = self._entries.pop(key, None)
+        if value is not None:
+            self.nbytes -= value.nbytes
