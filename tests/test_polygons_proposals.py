@@ -35,7 +35,8 @@ def test_polygons_are_pixel_corners_largest_first():
     mask[5:9, 4:9] = True
     polygons = mask_to_polygons(mask)
     assert len(polygons) == 2
-    assert sorted(zip(polygons[1][::2], polygons[1][1::2])) == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    corners = sorted(zip(polygons[1][::2], polygons[1][1::2], strict=True))
+    assert corners == [(2, 2), (2, 3), (3, 2), (3, 3)]
     assert mask_to_polygons(np.zeros((4, 4), bool)) == []
     with pytest.raises(FormatError):
         mask_to_polygons(np.zeros((2, 2, 2), bool))
