@@ -11,6 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from postgres import postgres_server  # noqa: E402,F401  (fixture for every test module)
 from reference_models import save_reference  # noqa: E402
 
 # The CI machine has 2 cores; keep results and timings comparable run to run.

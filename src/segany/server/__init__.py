@@ -1,0 +1,1 @@
+"""The annotation server: a FastAPI app, its storage and the browser annotator it serves."""

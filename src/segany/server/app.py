@@ -1,0 +1,119 @@
+"""The annotation server: `create_app(settings)` builds the FastAPI application (`segany serve`
+runs it under uvicorn). OpenAPI at /openapi.json and /docs; the browser annotator at /."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+import segany
+from segany.errors import ConfigError, DataError, FormatError, ImageError, PromptError, SeganyError
+from segany.server.auth import require_token
+from segany.server.encoding import PreEncoder
+from segany.server.errors import ConflictError, InvalidValueError, NotFoundError
+from segany.server.inference import ModelService
+from segany.server.project import Project
+from segany.server.settings import ServerSettings
+from segany.server.uploads import TooLargeError
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("segany.server")
+
+# Typed errors -> HTTP status; any other SeganyError is a 400.
+_STATUS = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (TooLargeError, 413),
+    (InvalidValueError, 422),
+    (PromptError, 422),
+    (ImageError, 422),
+    (FormatError, 422),
+    (DataError, 422),
+    (ConfigError, 422),
+)
+
+
+@dataclass
+class AppState:
+    """What every request reaches through `request.app.state.segany`."""
+
+    settings: ServerSettings
+    project: Project
+    model: ModelService
+    encoder: PreEncoder | None
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The application for `settings`: migrates the database, loads the model, starts
+    pre-encoding (unless `settings.pre_encode` is off) for the app's lifetime."""
+    from segany.server.routes import annotations, categories, export, images, predict, system
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+        project = Project.open(settings)
+        model = ModelService(settings)
+        encoder = None
+        if settings.pre_encode:
+            encoder = PreEncoder(model, project.stored_images)
+            encoder.start()
+        app.state.segany = AppState(settings, project, model, encoder)
+        try:
+            yield
+        finally:
+            if encoder is not None:
+                encoder.stop()
+            project.close()
+
+    app = FastAPI(
+        title="segany annotation server",
+        version=segany.__version__,
+        description="SAM's data engine: assisted-manual and semi-automatic annotation.",
+        lifespan=lifespan,
+    )
+    protected = [Depends(require_token)]
+    app.include_router(system.router)
+    for module in (images, predict, annotations, categories, export):
+        app.include_router(module.router, prefix="/api", dependencies=protected)
+    app.include_router(system.api_router, prefix="/api", dependencies=protected)
+    _add_error_handlers(app)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SeganyError)
+    async def typed_error(request: Request, error: SeganyError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # One readable line per problem ("body.points.0: a point's label must be 1 ...").
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()))
+            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the settings in $SEGANY_SERVER_SETTINGS: uvicorn's factory for workers."""
+    return create_app(ServerSettings.from_environment())

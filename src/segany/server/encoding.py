@@ -1,0 +1,65 @@
+"""Pre-encoding: a background thread that computes the embeddings of the project's images in
+the annotator's order, so that the first click on an image is already a cache hit.
+
+Every worker process runs one; the embedding cache computes each image once across processes
+(its per-key file lock), so two workers never encode the same image twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from segany.server.inference import ModelService, StoredImage
+
+log = logging.getLogger("segany.server")
+IDLE_SECONDS = 2.0
+
+
+class PreEncoder:
+    """`wake()` after an upload or import; `stop()` at shutdown. `images()` lists the
+    project's images in order each round (a fresh database read)."""
+
+    def __init__(self, service: ModelService, images: Callable[[], Iterable[StoredImage]]) -> None:
+        self.service = service
+        self.images = images
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="segany-pre-encoder", daemon=True)
+        self._failed: set[str] = set()  # keys whose image could not be encoded: not retried
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            did_work = False
+            try:
+                images = list(self.images())
+            except Exception:  # the database busy or gone for a moment: try again later
+                log.exception("pre-encoding could not list the images")
+                images = []
+            for image in images:
+                if self._stop.is_set():
+                    return
+                key = self.service.key(image)
+                if key in self._failed or self.service.is_encoded(image):
+                    continue
+                try:
+                    self.service.embedding(image)
+                    did_work = True
+                except Exception:  # a broken or vanished file must not stop the others
+                    log.exception("pre-encoding %s failed; a click on it will retry", image.path)
+                    self._failed.add(key)
+            if not did_work:
+                self._wake.wait(IDLE_SECONDS)

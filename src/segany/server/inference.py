@@ -1,0 +1,154 @@
+"""The model behind the API: image embeddings from the shared cache, point / box prompts to
+ranked masks (COCO RLE + polygons), automatic proposals. One `ModelService` per worker process;
+requests run in FastAPI's thread pool, each with its own light `SamPredictor` over the shared
+model.
+
+Forward passes take turns (one compute lock per process): each already uses every core torch
+was given, and concurrent ones oversubscribe the CPU (OpenMP threads spinning against each
+other made clicks ~100x slower on a 2-core machine). A click's decoder pass takes milliseconds,
+so queueing them costs less than running them side by side; more workers (`--workers`) add
+parallelism where there are cores for it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segany.cache import CachedEmbedding, EmbeddingCache, encode, image_key, restore, weights_id
+from segany.errors import PromptError
+from segany.formats.polygons import mask_to_polygons
+from segany.formats.segmentation import to_coco_rle
+from segany.predictor import SamPredictor
+from segany.registry import build_sam, get_spec, resolve_weights
+from segany.server.previous import PreviousLogits
+from segany.server.settings import ServerSettings
+from segany.server.uploads import read_upright
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """What the model needs of a stored image: its file, its content hash, its upright size."""
+
+    path: Path
+    sha256: str
+    width: int
+    height: int
+
+
+def mask_record(mask: np.ndarray, score: float | None) -> dict[str, Any]:
+    """An (H, W) bool mask as the API returns it: COCO RLE, outer polygons, score, area and
+    XYWH bbox, all in upright image pixels."""
+    ys, xs = np.nonzero(mask)
+    bbox = (
+        [0, 0, 0, 0]
+        if len(xs) == 0
+        else [
+            int(xs.min()),
+            int(ys.min()),
+            int(xs.max() - xs.min() + 1),
+            int(ys.max() - ys.min() + 1),
+        ]
+    )
+    return {
+        "rle": to_coco_rle(mask),
+        "polygons": mask_to_polygons(mask),
+        "score": None if score is None else float(score),
+        "area": int(len(xs)),
+        "bbox": bbox,
+    }
+
+
+class ModelService:
+    """The model, its weights' identity, the embedding cache and the stored previous answers."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        spec = get_spec(settings.model)
+        weights = resolve_weights(spec, settings.checkpoint, not settings.random_weights)
+        self.model = build_sam(spec.name, weights, settings.device, pretrained=False, seed=0)
+        self.weights_id = weights_id(weights) if weights is not None else "random-seed-0"
+        self.cache = EmbeddingCache(settings.cache_dir, settings.cache_memory_bytes)
+        self.previous = PreviousLogits(settings.data_dir / "previous")
+        self._compute = threading.Lock()  # one forward pass at a time in this process
+        self._generator: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.model.spec.name
+
+    def key(self, image: StoredImage) -> str:
+        # The file's sha256 stands for its bytes: the key is computed without reading the file.
+        return image_key(image.sha256.encode(), self.name, self.weights_id)
+
+    def is_encoded(self, image: StoredImage) -> bool:
+        return self.cache.contains(self.key(image))
+
+    def embedding(self, image: StoredImage) -> tuple[CachedEmbedding, bool]:
+        """The image's embedding and whether it came from the cache (computed once however many
+        requests and workers ask at the same time)."""
+
+        def compute() -> CachedEmbedding:
+            pixels = read_upright(image.path)
+            with self._compute:
+                return encode(SamPredictor(self.model), pixels)
+
+        return self.cache.get_or_compute(self.key(image), compute)
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        image: StoredImage,
+        points: list[list[float]],
+        box: list[float] | None,
+        multimask: bool,
+        previous: str | None,
+    ) -> tuple[list[dict[str, Any]], str, bool]:
+        """Masks for the prompts, best predicted IoU first, a token for their low-res logits,
+        and whether the embedding was cached. Points are [x, y, label] in upright pixels."""
+        cached_embedding, cached = self.embedding(image)
+        predictor = SamPredictor(self.model)
+        restore(predictor, cached_embedding)
+        coords = labels = None
+        if points:
+            array = np.asarray(points, dtype=np.float64)  # (N, 3)
+            coords, labels = array[:, :2], array[:, 2].astype(np.int64)
+        mask_input = None
+        if previous is not None:
+            mask_input = self.previous.get(previous, predictor.low_res_size)
+        if coords is None and box is None:
+            raise PromptError("give at least one point or a box")
+        with self._compute:
+            masks, scores, logits = predictor.predict(
+                coords,
+                labels,
+                None if box is None else np.asarray(box, dtype=np.float64),
+                mask_input,
+                multimask_output=multimask,
+            )
+        order = np.argsort(-scores, kind="stable")
+        token = self.previous.put(logits[order])
+        return [mask_record(masks[i], scores[i]) for i in order], token, cached
+
+    @torch.inference_mode()
+    def proposals(self, image: StoredImage) -> list[dict[str, Any]]:
+        """Automatic masks (the model's AMG defaults), best predicted IoU first."""
+        from segany.formats.segmentation import to_binary_mask
+        from segany.masks.generator import AutomaticMaskGenerator
+
+        pixels = read_upright(image.path)
+        with self._compute:  # the generator also holds one predictor: one image at a time
+            if self._generator is None:
+                self._generator = AutomaticMaskGenerator(self.model, output_mode="coco_rle")
+            records = self._generator.generate(pixels)
+        records.sort(key=lambda r: -float(r["predicted_iou"]))
+        out = []
+        for record in records:
+            item = mask_record(to_binary_mask(record["segmentation"]), record["predicted_iou"])
+            item["stability"] = float(record["stability_score"])
+            out.append(item)
+        return out

@@ -1,0 +1,139 @@
+"""One annotation project on disk: the database (images, categories, annotations) and the image
+files of the data directory. The routes and the CLI (`segany import`, `segany export`) go
+through it; it holds no model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segany.engine.jobs import find_images
+from segany.errors import ImageError
+from segany.formats.atomic import atomic_file
+from segany.server.errors import InvalidValueError, NotFoundError
+from segany.server.inference import StoredImage
+from segany.server.settings import ServerSettings
+from segany.server.storage import repository
+from segany.server.storage.database import Database, create_database
+from segany.server.storage.migrate import upgrade
+from segany.server.storage.models import Image
+from segany.server.uploads import check_image_bytes
+
+
+@dataclass
+class ImportSummary:
+    added: list[str] = field(default_factory=list)
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def stored(image: Image) -> StoredImage:
+    return StoredImage(Path(image.stored_path), image.sha256, image.width, image.height)
+
+
+class Project:
+    """The database and the image folder of one data directory."""
+
+    def __init__(self, settings: ServerSettings, database: Database) -> None:
+        self.settings = settings
+        self.db = database
+        settings.images_dir.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def open(cls, settings: ServerSettings) -> Project:
+        """Open the project's database, migrating it to the current schema first."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = create_database(settings.database_url)
+        upgrade(database)
+        return cls(settings, database)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # ---- images ---------------------------------------------------------------------------
+
+    def stored_images(self) -> list[StoredImage]:
+        """Every image in the annotator's order, as the model needs them."""
+        with self.db.session() as session:
+            return [stored(image) for image in repository.all_images(session)]
+
+    def image(self, image_id: str) -> Image:
+        with self.db.session() as session:
+            return repository.get_image(session, image_id)
+
+    def add_upload(self, data: bytes, name: str) -> tuple[Image, bool]:
+        """Store an uploaded image file (validated) in the data directory. The same bytes
+        uploaded again return the existing image. Returns (image, created)."""
+        checked = check_image_bytes(data, name, self.settings.limits.image_pixels)
+        with self.db.session() as session:
+            existing = repository.find_image_by_sha256(session, checked.sha256)
+            if existing is not None:
+                return existing, False
+        path = self.settings.images_dir / f"{checked.sha256[:32]}{checked.suffix}"
+        if not path.is_file():
+            with atomic_file(path) as temporary:
+                temporary.write_bytes(checked.data)
+        with self.db.session() as session:
+            image = repository.add_image(
+                session,
+                file_name=_safe_name(name),
+                stored_path=str(path),
+                sha256=checked.sha256,
+                width=checked.width,
+                height=checked.height,
+            )
+        return image, True
+
+    def import_folder(self, folder: str) -> ImportSummary:
+        """Add every image under `folder` (searched recursively), in place: the files are not
+        copied. Only folders under the configured import roots are allowed."""
+        path = self._allowed_import_path(folder)
+        summary = ImportSummary()
+        for job in find_images([path]):
+            try:
+                data = job.path.read_bytes()
+                checked = check_image_bytes(data, job.name, self.settings.limits.image_pixels)
+            except (OSError, ImageError) as e:
+                summary.errors.append(f"{job.name}: {e}")
+                continue
+            with self.db.session() as session:
+                if repository.find_image_by_sha256(session, checked.sha256) is not None:
+                    summary.skipped += 1
+                    continue
+                image = repository.add_image(
+                    session,
+                    file_name=job.name,
+                    stored_path=str(job.path.resolve()),
+                    sha256=checked.sha256,
+                    width=checked.width,
+                    height=checked.height,
+                )
+            summary.added.append(image.id)
+        return summary
+
+    def _allowed_import_path(self, folder: str) -> Path:
+        if "\x00" in folder:
+            raise InvalidValueError("the import path contains a NUL byte")
+        path = Path(os.path.expanduser(folder)).resolve()
+        roots = self.settings.import_roots
+        if not any(path.is_relative_to(root) for root in roots):
+            raise InvalidValueError(
+                f"{folder} is outside the import folders this server may read "
+                f"({', '.join(map(str, roots))}); start it with --import-root to allow others"
+            )
+        if not path.is_dir():
+            raise NotFoundError(f"import folder not found: {folder}")
+        return path
+
+    def iter_export(self) -> Iterator:
+        """(image, annotations) pairs of the whole project, streamed from the database."""
+        with self.db.session() as session:
+            yield from repository.iter_project(session)
+
+
+def _safe_name(name: str) -> str:
+    """An upload's file name without any folder part (never used as a path, but shown)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base[:255] or "upload"

@@ -1,0 +1,96 @@
+"""What one `segany serve` runs with: model, folders, database, limits and access. A frozen
+dataclass that travels to uvicorn's worker processes as JSON in one environment variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segany.errors import ConfigError
+
+SETTINGS_ENV = "SEGANY_SERVER_SETTINGS"
+TOKEN_ENV = "SEGANY_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may ask for; beyond them the answer is a 4xx."""
+
+    upload_bytes: int = 64 * 2**20  # an upload larger than this is refused (413)
+    image_pixels: int = 60_000_000  # decompression bombs: refused before decoding
+    points: int = 1_000  # prompt points per predict request
+    page: int = 500  # images per list page
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """data_dir: uploaded images, the SQLite database (unless `db_url`), the embedding cache;
+    import_roots: the only server folders `POST /api/import` may read (default: none but the
+    data dir's `import/`); token: required on every API request when set (it must be set to
+    listen beyond loopback); checkpoint None: the model's own weights (`build_sam`'s rule)."""
+
+    data_dir: Path
+    model: str = "segany-tiny"
+    checkpoint: Path | None = None
+    random_weights: bool = False
+    db_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    token: str | None = None
+    import_roots: tuple[Path, ...] = ()
+    cache_memory_bytes: int = 1 << 30
+    device: str = "cpu"
+    threads: int | None = None  # torch threads per worker (None: torch's default)
+    pre_encode: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint).expanduser())
+        roots = tuple(Path(r).expanduser().resolve() for r in self.import_roots)
+        object.__setattr__(self, "import_roots", roots or (self.data_dir / "import",))
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.host not in LOOPBACK and not self.token:
+            raise ConfigError(
+                f"listening on {self.host} exposes the server beyond this machine: set an "
+                f"access token (--token or ${TOKEN_ENV}) first"
+            )
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'segany.db'}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        return json.dumps(data, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSettings:
+        data = json.loads(text)
+        data["limits"] = Limits(**data["limits"])
+        data["import_roots"] = tuple(data["import_roots"])
+        return cls(**data)
+
+    @classmethod
+    def from_environment(cls) -> ServerSettings:
+        text = os.environ.get(SETTINGS_ENV)
+        if not text:
+            raise ConfigError(f"${SETTINGS_ENV} is not set: start the server with `segany serve`")
+        return cls.from_json(text)

@@ -1,0 +1,88 @@
+"""Accepting image files: size and pixel limits before decoding, the formats the app takes,
+the upright (EXIF-applied) frame every coordinate of the API refers to."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from segany.errors import ImageError
+
+# PIL format name -> file suffix kept for the stored copy.
+ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+class TooLargeError(ImageError):
+    """An upload over the byte or pixel limit (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An accepted image file: its bytes, their sha256, the suffix to store it under, and its
+    upright size (width, height)."""
+
+    data: bytes
+    sha256: str
+    suffix: str
+    width: int
+    height: int
+
+
+def check_image_bytes(data: bytes, name: str, max_pixels: int) -> CheckedImage:
+    """Validate an image file's bytes without trusting its header: the format must be one of
+    ACCEPTED_FORMATS, the pixel count at most `max_pixels` (checked from the header, before
+    decoding: a decompression bomb is refused cheaply), and every pixel must decode.
+
+    Raises `ImageError` (or `TooLargeError`) saying what is wrong with `name`.
+    """
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format not in ACCEPTED_FORMATS:
+                raise ImageError(
+                    f"{name}: {opened.format} images are not accepted; use "
+                    f"{', '.join(ACCEPTED_FORMATS)}"
+                )
+            width, height = opened.size
+            if width * height > max_pixels:
+                raise TooLargeError(
+                    f"{name}: {width}x{height} px is over the limit of {max_pixels:,} pixels"
+                )
+            suffix = ACCEPTED_FORMATS[opened.format]
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()  # decodes every pixel: a truncated file fails here
+            width, height = upright.size
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (PNG, JPEG, TIFF or WebP)") from None
+    except Image.DecompressionBombError as e:
+        raise TooLargeError(f"{name}: {e}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{name}: cannot decode the image ({e}); a truncated file?") from None
+    return CheckedImage(data, hashlib.sha256(data).hexdigest(), suffix, width, height)
+
+
+def read_upright(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a stored image, EXIF orientation applied."""
+    from segany.formats.image import read_image
+
+    return np.asarray(read_image(path))
+
+
+def upright_file(path: Path) -> tuple[bytes, str]:
+    """The stored image as the browser must show it: the file itself when it carries no
+    orientation to apply (and is a format browsers show), else a PNG of the upright pixels.
+    Returns (bytes, media type)."""
+    with Image.open(path) as opened:
+        orientation = opened.getexif().get(0x0112, 1)
+        kind = opened.format
+    if orientation == 1 and kind in ("PNG", "JPEG", "WEBP"):
+        return path.read_bytes(), f"image/{kind.lower()}"
+    buffer = io.BytesIO()
+    Image.fromarray(read_upright(path)).save(buffer, format="PNG")
+    return buffer.getvalue(), "image/png"
