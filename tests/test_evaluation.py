@@ -323,7 +323,7 @@ def test_a_mask_never_reached_counts_max_clicks():
 
 def test_summary_splits_masks_by_coco_size_class():
     def result(area, one_point, noc85):
-        return MaskResult("x", 0, area, one_point, 1.0, noc85, noc85, (one_point,))
+        return MaskResult("x", 0, area, one_point, 1.0, noc85, noc85, (one_point,), one_point)
 
     results = [result(100, 0.2, 20), result(1023, 0.4, 10), result(1024, 0.9, 2),
                result(96**2, 1.0, 1)]  # fmt: skip
@@ -332,7 +332,14 @@ def test_summary_splits_masks_by_coco_size_class():
     small, medium, large = summary.by_size.values()
     assert small["masks"] == 2 and small["one_point_miou"] == pytest.approx(0.3)
     assert small["noc85"] == 15.0 and small["oracle_miou"] == 1.0
-    assert medium == {"masks": 1, "one_point_miou": 0.9, "oracle_miou": 1.0, "noc85": 2.0}
+    assert medium == {
+        "masks": 1,
+        "one_point_miou": 0.9,
+        "oracle_miou": 1.0,
+        "noc85": 2.0,
+        "noc90": 2.0,
+        "boundary_f": 0.9,
+    }
     assert large["masks"] == 1
     only_large = EvalSummary.from_results(results[3:], images=1, skipped=0, config=EvalConfig())
     assert list(only_large.by_size) == ["large"]  # empty classes are left out
@@ -376,8 +383,14 @@ def test_eval_command_prints_json_metrics(capsys):
         "max_clicks",
         "min_area",
         "by_size",
+        "boundary_f",
+        "boundary_tolerance",
+        "tiny_side",
+        "size_split",
+        "amg",
     }
     assert set(report) == expected
+    assert report["amg"] is None  # only with --amg
     assert report["masks"] == 3 and report["model"] == "test_tiny"
     assert sum(row["masks"] for row in report["by_size"].values()) == 3
     assert 0 <= report["one_point_miou"] <= report["oracle_miou"] <= 1

@@ -1,5 +1,7 @@
 """`segany eval --data SPEC`: point-prompt metrics of a model on a dataset (1-point and oracle
-mIoU, NoC@85 / NoC@90), as interactive-segmentation papers report them.
+mIoU, NoC@85 / NoC@90, boundary F-score), as interactive-segmentation papers report them, for
+all masks, by COCO size class, and for objects of at least 24 x 24 px apart from tiny ones;
+with `--amg`, also the AR@100 of the model's automatic masks under its own defaults.
 
 The data spec, the options, the model name and the checkpoint are checked before the model is
 built.
@@ -28,6 +30,15 @@ _ROWS = (
     ("noc90", "NoC@90", "{:.2f}"),
     ("nof85", "never reached 85 (NoF@85)", "{}"),
     ("nof90", "never reached 90 (NoF@90)", "{}"),
+    ("boundary_f", "boundary F (1-point mask)", "{:.4f}"),
+)
+# (JSON key, label, format) of a size class's row.
+_CLASS_COLUMNS = (
+    ("one_point_miou", "1-point", "{:.4f}"),
+    ("oracle_miou", "oracle", "{:.4f}"),
+    ("noc85", "NoC@85", "{:5.2f}"),
+    ("noc90", "NoC@90", "{:5.2f}"),
+    ("boundary_f", "bF", "{:.4f}"),
 )
 
 
@@ -39,12 +50,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "1-point mIoU (one click at the point farthest from the mask border, the candidate "
         "with the highest predicted IoU), oracle mIoU (the best of the 3 candidates), and "
         "NoC@85 / NoC@90 (clicks until the IoU reaches 0.85 / 0.90, each new click at the "
-        "interior point of the largest error region; never reached counts --max-clicks). "
-        "Data specs: " + "; ".join(SPEC_FORMS) + ".",
+        "interior point of the largest error region; never reached counts --max-clicks), and "
+        "the boundary F-score of the 1-point mask (boundary pixels matched within 2 px). "
+        "Each also for objects of at least 24 x 24 px and tiny masks apart, and by COCO size "
+        "class. Data specs: " + "; ".join(SPEC_FORMS) + ".",
     )
     add_model_arguments(parser)
     parser.add_argument(
-        "--data", required=True, metavar="SPEC", help="the dataset, e.g. synthetic:test:200:256"
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="the dataset, e.g. scenes:test:200 (see below)",
     )
     parser.add_argument(
         "--max-masks", type=int, metavar="N", help="evaluate at most N masks (default: all)"
@@ -58,6 +74,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=16,
         metavar="PX",
         help="skip masks smaller than this many pixels (default 16)",
+    )
+    parser.add_argument(
+        "--amg",
+        action="store_true",
+        help="also run automatic mask generation (the model's own defaults) on every image and "
+        "report class-agnostic AR@100 (pycocotools COCOeval; slow: a grid of prompts per image)",
     )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(f"checkpoint file not found: {checkpoint}")
     device = resolve_device(args.device)
     # Random weights (no checkpoint) are seeded: the same numbers every run.
-    predictor = SamPredictor(load_model(spec, checkpoint, device))
-    summary = Evaluator(predictor, config).evaluate(
+    model = load_model(spec, checkpoint, device)
+    summary = Evaluator(SamPredictor(model), config).evaluate(
         dataset, max_masks=args.max_masks, progress=not args.quiet
     )
     report = {
@@ -87,13 +109,34 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "data": args.data,
         **summary.to_dict(),
+        "amg": _amg_scores(model, dataset, config) if args.amg else None,
     }
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
 
 
+def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:
+    """AR@100 of the model's automatic masks (its own AMG defaults) on every image of
+    `dataset`, against the masks of at least `config.min_area` px, with the options used."""
+    from segany.evaluation.proposals import proposal_scores
+    from segany.masks.generator import AutomaticMaskGenerator
+
+    generator = AutomaticMaskGenerator(model)  # SAM's defaults with the model's own applied
+    scores = proposal_scores(
+        generator.generate, dataset, min_area=config.min_area, tiny_side=config.tiny_side
+    )
+    options = generator.config
+    return {
+        **scores.to_dict(),
+        "points_per_side": options.points_per_side,
+        "pred_iou_thresh": options.pred_iou_thresh,
+        "stability_score_thresh": options.stability_score_thresh,
+    }
+
+
 def format_table(report: dict[str, Any]) -> str:
-    """The metrics as aligned "label  value" lines under a title line."""
+    """The metrics as aligned "label  value" lines under a title line, then the size classes
+    and, when run, the automatic masks' scores."""
     weights = report["checkpoint"] or "random weights"
     lines = [f"{report['model']} ({weights}) on {report['data']}"]
     width = max(len(label) for _, label, _ in _ROWS)
@@ -101,12 +144,39 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"  {label:<{width}}  {form.format(report[key])}")
     lines.append(
         f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
-        "skipped)"
+        f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px)"
     )
+    side = report["tiny_side"]
+    lines.append(f"  objects (area >= {side}^2 px) and tiny masks (< {side}^2) apart:")
+    lines += _class_rows(report["size_split"])
     lines.append("  by mask area (COCO classes: small < 32^2 <= medium < 96^2 <= large px):")
-    for name, row in report["by_size"].items():
+    lines += _class_rows(report["by_size"])
+    amg = report.get("amg")
+    if amg is not None:
         lines.append(
-            f"    {name:<7}{row['masks']:>6} masks  1-point {row['one_point_miou']:.4f}  "
-            f"oracle {row['oracle_miou']:.4f}  NoC@85 {row['noc85']:.2f}"
+            f"  automatic masks (the model's defaults: {amg['points_per_side']} points per side, "
+            f"pred IoU {amg['pred_iou_thresh']:g}, stability {amg['stability_score_thresh']:g}):"
         )
+        split = "  ".join(
+            f"{name} {_maybe(amg[key])}"
+            for name, key in (("objects", "ar100_objects"), ("tiny", "ar100_tiny"))
+        )
+        lines.append(
+            f"    AR@100 {amg['ar100']:.4f}  AR@10 {amg['ar10']:.4f}  AR@1 {amg['ar1']:.4f}  "
+            f"AP {amg['ap']:.4f}  ({amg['proposals'] / max(amg['images'], 1):.1f} proposals "
+            "per image)"
+        )
+        lines.append(f"    AR@100 of {split}")
     return "\n".join(lines)
+
+
+def _class_rows(classes: dict[str, dict[str, float]]) -> list[str]:
+    rows = []
+    for name, row in classes.items():
+        cells = "  ".join(f"{label} {form.format(row[key])}" for key, label, form in _CLASS_COLUMNS)
+        rows.append(f"    {name:<8}{row['masks']:>6} masks  {cells}")
+    return rows
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

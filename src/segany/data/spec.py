@@ -1,7 +1,14 @@
 """Data specs: one string naming a dataset, as the `eval` and `train` commands take it.
 
-synthetic:SPLIT:COUNT[:SIZE]    scenes split_seeds(SPLIT, COUNT), SIZE x SIZE px (default 256),
-                                generated when indexed
+synthetic:SPLIT:COUNT[:SIZE]    v1 scenes split_seeds(SPLIT, COUNT), SIZE x SIZE px (default
+                                256), generated when indexed (the old test split: half of its
+                                masks under 16 x 16 px, parts at their parent's centre)
+scenes:SPLIT:COUNT[:SIZE]       v2 scenes, the yardstick: SceneConfig.v2(SIZE), SIZE default
+                                512 (masks mostly at least 24 x 24 px, parts anywhere in their
+                                parent, whole / part / sub-part nesting)
+photo:SPLIT:COUNT[:SIZE]        the same v2 layouts (the same masks seed for seed) with
+                                backgrounds and fills cropped from photographs of SPLIT's own
+                                photos (see `segany.data.photos`; needs scikit-image)
 pool:PATH                       a scene pool folder made by `build_pool`
 sa1b:DIR                        SA-1B JSON files: what `segany amg --format sa1b --out DIR`
                                 wrote (images where DIR/manifest.json says), else Meta's
@@ -26,6 +33,7 @@ from typing import NoReturn
 
 from segany.data.coco import CocoDataset
 from segany.data.folder import MaskFolder
+from segany.data.photos import photo_textures
 from segany.data.pool import SceneDataset
 from segany.data.sa1b import SA1BDataset
 from segany.data.sample import DenseMasks, Sample
@@ -33,10 +41,14 @@ from segany.data.synthetic import SPLIT_OFFSETS, SceneConfig, make_scene, split_
 from segany.errors import ConfigError, DataError
 from segany.formats.manifest import MANIFEST_FILE
 
-DEFAULT_SIZE = 256
+DEFAULT_SIZE = 256  # synthetic: (v1)
+V2_SIZE = 512  # scenes: and photo:
 
 SPEC_FORMS = (
     "synthetic:SPLIT:COUNT[:SIZE] (SPLIT one of train, val, test; e.g. synthetic:test:200:256)",
+    "scenes:SPLIT:COUNT[:SIZE] (v2 scenes, SIZE default 512; e.g. scenes:test:200)",
+    "photo:SPLIT:COUNT[:SIZE] (v2 layouts with photo textures, SIZE default 512; e.g. "
+    "photo:test:200)",
     "pool:PATH",
     "sa1b:DIR (an amg output folder, or Meta's layout)",
     "sa1b:DIR:IMAGE_ROOT",
@@ -48,7 +60,8 @@ SPEC_FORMS = (
 
 class SyntheticScenes:
     """Scenes `split_seeds(split, count)` under `config`, each made when indexed (a few tens of
-    ms at 256 x 256; for training, pre-generate a pool with `build_pool` instead).
+    ms for a v1 scene at 256 x 256, about 0.1 s for a v2 one at 512, 0.2 s with photos; for
+    training, pre-generate a pool with `build_pool` instead).
 
     `dataset[i]` is a `Sample` with dense masks and `parent` set, named "SPLIT:SEED" as a pool's
     samples are.
@@ -80,8 +93,8 @@ def open_dataset(spec: str) -> Sequence[Sample]:
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         _bad(spec, "expected KIND:ARGUMENTS")
-    if kind == "synthetic":
-        return _synthetic(spec, rest)
+    if kind in ("synthetic", "scenes", "photo"):
+        return _synthetic(spec, kind, rest)
     if kind == "pool":
         return SceneDataset(rest)
     if kind == "sa1b":
@@ -127,20 +140,28 @@ def _split_paths(text: str, drives: bool = os.name == "nt") -> list[str]:
     return paths
 
 
-def _synthetic(spec: str, rest: str) -> SyntheticScenes:
+def _synthetic(spec: str, kind: str, rest: str) -> SyntheticScenes:
+    """synthetic: (v1), scenes: (v2) and photo: (v2 with photo textures) specs."""
     parts = rest.split(":")
     if len(parts) not in (2, 3):
-        _bad(spec, "synthetic takes SPLIT:COUNT or SPLIT:COUNT:SIZE")
+        _bad(spec, f"{kind} takes SPLIT:COUNT or SPLIT:COUNT:SIZE")
     split = parts[0]
     if split not in SPLIT_OFFSETS:
         _bad(spec, f"unknown split {split!r}")
     count = _positive_int(spec, parts[1], "COUNT")
-    size = _positive_int(spec, parts[2], "SIZE") if len(parts) == 3 else DEFAULT_SIZE
+    default = DEFAULT_SIZE if kind == "synthetic" else V2_SIZE
+    size = _positive_int(spec, parts[2], "SIZE") if len(parts) == 3 else default
     try:
-        config = SceneConfig(height=size, width=size)
-        return SyntheticScenes(split, count, config)
+        if kind == "synthetic":
+            config = SceneConfig(height=size, width=size)
+        else:
+            config = SceneConfig.v2(size, "photo" if kind == "photo" else "procedural")
+        scenes = SyntheticScenes(split, count, config)
     except ConfigError as e:
         raise DataError(f"data spec {spec!r}: {e}") from None
+    if kind == "photo":
+        photo_textures(split)  # now, so that a missing scikit-image is reported before any work
+    return scenes
 
 
 def _positive_int(spec: str, text: str, what: str) -> int:

@@ -5,6 +5,13 @@ earlier ones). Some objects have parts, and some parts sub-parts, painted inside
 colours, so that one point is ambiguous between the whole, the part and the sub-part, as in
 SAM's data. Every scene is a pure function of its seed and `SceneConfig`.
 
+Two generators share this code. `SceneConfig()` (no `layout`) is v1, kept draw for draw so
+that the figures measured on it stay reproducible: 256 px scenes, half of whose masks are under
+16 x 16 px, parts near their parent's centre. `SceneConfig.v2()` is the yardstick of issue 13:
+512 px scenes whose masks are mostly at least 24 x 24 px, parts anywhere in their parent, the
+layout drawn from a random stream of its own so that a seed gives the same masks whether the
+textures are procedural or photo crops (`textures="photo"`, see `photos`).
+
 The masks are stored as a label map plus a tree: `labels[y, x]` is the deepest mask covering the
 pixel and `parent[i]` the mask that contains mask i, so mask i is the set of pixels whose label is
 i or a descendant of i. Masks are the *visible* pixels, after occlusion.
@@ -16,8 +23,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from scipy import ndimage
 
-from segany.data.shapes import DRAWERS, FILLED_KINDS, KINDS, Stamp
+from segany.data.photos import PhotoTextures, photo_textures
+from segany.data.shapes import DRAWERS, FILLED_KINDS, KINDS, Stamp, draw_curve
 from segany.data.textures import background, contrasting_colour, fill
 from segany.errors import ConfigError
 
@@ -29,6 +38,57 @@ LEVELS = ("whole", "part", "sub-part")
 _MIN_CONTRAST = 60.0  # RGB distance sought between an object and what it is painted over
 _MAX_PART_FRACTION = 0.85  # a part covering more of its parent than this adds no new mask
 _MIN_PARENT_RADIUS = 6.0  # px; smaller shapes get no parts
+TEXTURES = ("procedural", "photo")
+
+# The v1 generator's fixed choices (what `Layout` sets for v2): part radius as a fraction of
+# its parent's, dot radius as a fraction of the short side, curve width in px.
+_V1_PART_SIZE = (0.25, 0.6)
+_V1_DOT_SIZE = (0.006, 0.02)
+_V1_CURVE_WIDTH = (1.0, 4.0)
+# v2: a part's centre lies at least this many part radii inside its parent's rim, so that a
+# part placed anywhere is not mostly clipped away by the parent's outline.
+_PART_INSET = 0.3
+_PART_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the v2 generator places and sizes parts and draws thin and small objects. Sizes are
+    fractions of the image's short side unless said otherwise; the defaults are the yardstick's.
+
+    Args:
+        part_size: (low, high) part radius as a fraction of its parent's radius, uniform.
+        min_part_radius: no part is drawn with a smaller radius, and a shape too small to hold
+            such a part (radius under min_part_radius / part_size[1]) gets none.
+        min_part_area: a part covering fewer pixels (a fraction of the short side squared),
+            clipped to its parent, is drawn again (three tries in all, then left out).
+        centre_free: the chance that a part keeps clear of its parent's centre (the pixel
+            deepest inside it, where a 1-click protocol clicks for the whole); otherwise it may
+            cover it, as parts in photographs sometimes do.
+        dot_size: (low, high) radius of the small dots.
+        curve_width: (low, high) stroke width of thin curves.
+
+    A part's centre is a uniformly random pixel of its parent at least 0.3 part radii
+    inside the parent's rim (v1 took, of three random pixels, the one nearest the parent's
+    centroid, so parts mostly covered the point a 1-click protocol clicks for the whole).
+    """
+
+    part_size: tuple[float, float] = (0.25, 0.55)
+    min_part_radius: float = 0.03
+    min_part_area: float = 0.0035
+    centre_free: float = 0.7
+    dot_size: tuple[float, float] = (0.035, 0.055)
+    curve_width: tuple[float, float] = (0.008, 0.018)
+
+    def __post_init__(self) -> None:
+        for name in ("part_size", "dot_size", "curve_width"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            low, high = getattr(self, name)
+            if not 0 < low <= high <= 1:
+                raise ConfigError(f"layout {name} {(low, high)} must satisfy 0 < low <= high <= 1")
+        for name in ("min_part_radius", "min_part_area", "centre_free"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"layout {name} {getattr(self, name)} is not in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -48,6 +108,12 @@ class SceneConfig:
         min_area: masks with fewer visible pixels than this are dropped.
         noise_std: (low, high) range of the std of the Gaussian pixel noise added to the image.
         blur_prob: chance that the finished image is softened by a 3x3 binomial blur.
+        layout: None for the v1 generator (its fixed part placement and sizes, and one random
+            stream for everything); a `Layout` for v2 (see the module docstring).
+        textures: "procedural" (gradients, noise, stripes, checkers) or "photo" (crops of real
+            photographs of the seed's split, see `photos`; needs scikit-image).
+
+    `SceneConfig.v2(size, textures)` gives the yardstick's scenes.
     """
 
     height: int = 256
@@ -62,11 +128,37 @@ class SceneConfig:
     min_area: int = 16
     noise_std: tuple[float, float] = (0.0, 6.0)
     blur_prob: float = 0.4
+    layout: Layout | None = None
+    textures: str = "procedural"
+
+    @classmethod
+    def v2(cls, size: int = 512, textures: str = "procedural") -> SceneConfig:
+        """The yardstick's scenes (issue 13), size x size px. At 512 px about 92 % of the masks
+        cover at least 24 x 24 px (sizes scale with `size`)."""
+        return cls(
+            height=size,
+            width=size,
+            num_objects=(4, 11),
+            object_size=(0.07, 0.35),
+            thin_prob=0.08,
+            small_prob=0.08,
+            part_prob=0.7,
+            max_parts=3,
+            subpart_prob=0.8,
+            min_area=max(16, round(100 * (size / 512) ** 2)),  # occluded slivers under 10 x 10
+            layout=Layout(),
+            textures=textures,
+        )
 
     def __post_init__(self) -> None:
-        # JSON round trips turn tuples into lists; keep the dataclass hashable and comparable.
+        # JSON round trips turn tuples into lists and the layout into a dict; keep the
+        # dataclass hashable and comparable.
         for name in ("num_objects", "object_size", "noise_std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.layout, dict):
+            object.__setattr__(self, "layout", Layout(**self.layout))
+        if self.textures not in TEXTURES:
+            raise ConfigError(f"textures {self.textures!r} is not one of {', '.join(TEXTURES)}")
         if self.height < 16 or self.width < 16:
             raise ConfigError(f"scene size {self.height}x{self.width} is too small; use >= 16 px")
         low, high = self.num_objects
@@ -131,6 +223,15 @@ def masks_from_labels(labels: np.ndarray, parent: np.ndarray) -> np.ndarray:
     return member[:, labels.astype(np.intp) + 1]  # (M, H, W)
 
 
+def split_of_seed(seed: int) -> str:
+    """The split ("train", "val" or "test") whose seed range holds `seed`; `ConfigError` for a
+    seed in none (photo scenes take their photos from their seed's split)."""
+    for split, offset in SPLIT_OFFSETS.items():
+        if offset <= seed < offset + SPLIT_SIZE:
+            return split
+    raise ConfigError(f"seed {seed} is in no split's range; take seeds from split_seeds()")
+
+
 def split_seeds(split: str, n: int, start: int = 0) -> range:
     """Seeds `start .. start + n - 1` of a split ("train", "val" or "test"); the splits' seed
     ranges are disjoint, so no scene is in two of them."""
@@ -144,80 +245,183 @@ def split_seeds(split: str, n: int, start: int = 0) -> range:
 
 class _Painter:
     """Paints regions (objects, parts, sub-parts) onto the image and records which region owns
-    each pixel; a region's pixels are its shape minus what later regions cover."""
+    each pixel; a region's pixels are its shape minus what later regions cover.
 
-    def __init__(self, rng: np.random.Generator, config: SceneConfig) -> None:
+    `rng` draws the layout (shapes, places, sizes), `ink` the colours and textures: the same
+    stream in v1, two streams in v2. `photos` replaces the procedural textures when given.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        config: SceneConfig,
+        ink: np.random.Generator,
+        photos: PhotoTextures | None = None,
+    ) -> None:
         self.rng = rng
+        self.ink = ink
         self.config = config
+        self.photos = photos
         self.canvas = (config.height, config.width)
-        self.image = background(rng, config.height, config.width)
+        height, width = self.canvas
+        if photos is None:
+            self.image = background(ink, height, width)
+        else:
+            self.image = photos.background(ink, height, width)
         self.owner = np.full(self.canvas, -1, dtype=np.int32)
         self.parents: list[int] = []
         self.kinds: list[int] = []
+        short = min(self.canvas)
+        layout = config.layout
+        if layout is None:
+            self.part_size, self.min_part_radius = _V1_PART_SIZE, 0.0
+            self.dot_size, self.curve_width = _V1_DOT_SIZE, _V1_CURVE_WIDTH
+            self.min_part_area, self.centre_free = 0.0, 0.0
+        else:
+            self.part_size, self.min_part_radius = layout.part_size, short * layout.min_part_radius
+            self.dot_size = layout.dot_size
+            self.curve_width = (short * layout.curve_width[0], short * layout.curve_width[1])
+            self.min_part_area = short**2 * layout.min_part_area
+            self.centre_free = layout.centre_free
+        # Large enough to hold a part of at least min_part_radius (v1: a fixed 6 px).
+        self.min_parent_radius = max(_MIN_PARENT_RADIUS, self.min_part_radius / self.part_size[1])
 
     def paint(self, stamp: Stamp, kind: str, parent: int) -> int:
         rows, cols = stamp.window
         image, owner, mask = self.image[rows, cols], self.owner[rows, cols], stamp.mask
         under = image[mask].mean(axis=0)
-        colour = contrasting_colour(self.rng, under, _MIN_CONTRAST)
-        image[mask] = fill(self.rng, mask.shape[0], mask.shape[1], colour)[mask]
+        if self.photos is None:
+            colour = contrasting_colour(self.ink, under, _MIN_CONTRAST)
+            image[mask] = fill(self.ink, mask.shape[0], mask.shape[1], colour)[mask]
+        else:
+            image[mask] = self.photos.fill(self.ink, mask, under, _MIN_CONTRAST)
         region = len(self.parents)
         owner[mask] = region
         self.parents.append(parent)
         self.kinds.append(KINDS.index(kind))
         return region
 
+    def draw(self, kind: str, cx: float, cy: float, radius: float) -> Stamp | None:
+        """The stamp of a `kind` shape centred at (cx, cy) px, or None when off the canvas."""
+        if kind == "curve":
+            # The same draw as draw_curve's own default width, so v1 scenes are unchanged.
+            width = self.rng.uniform(*self.curve_width)
+            return draw_curve(self.rng, cx, cy, radius, self.canvas, width=width)
+        return DRAWERS[kind](self.rng, cx, cy, radius, self.canvas)
+
+    def add_dot(self, cx: float, cy: float) -> None:
+        short = min(self.canvas)
+        self.add_object(cx, cy, max(short * self.rng.uniform(*self.dot_size), 1.5), "dot")
+
     def add_object(self, cx: float, cy: float, radius: float, kind: str) -> None:
-        stamp = DRAWERS[kind](self.rng, cx, cy, radius, self.canvas)
+        stamp = self.draw(kind, cx, cy, radius)
         if stamp is None:
             return
         region = self.paint(stamp, kind, -1)
         if (
             kind in FILLED_KINDS
-            and radius >= _MIN_PARENT_RADIUS
+            and radius >= self.min_parent_radius
             and self.rng.random() < self.config.part_prob
         ):
             self.add_parts(stamp, region, radius, self.config.max_parts, depth=1)
 
     def add_parts(self, outline: Stamp, parent: int, radius: float, most: int, depth: int) -> None:
-        """1..`most` shapes inside `outline` (the parent's shape), clipped to it."""
-        rng = self.rng
-        ys, xs = np.nonzero(outline.mask)
-        centre_y, centre_x = ys.mean(), xs.mean()
-        for _ in range(int(rng.integers(1, most + 1))):
-            # Of three random pixels of the parent take the most central, so that parts sit
-            # inside their parent more often than on its rim.
-            pick = rng.integers(len(ys), size=3)
-            best = pick[np.argmin((ys[pick] - centre_y) ** 2 + (xs[pick] - centre_x) ** 2)]
-            cx, cy = outline.x0 + xs[best], outline.y0 + ys[best]
-            part_radius = radius * rng.uniform(0.25, 0.6)
-            kind = "curve" if rng.random() < 0.1 else FILLED_KINDS[rng.integers(len(FILLED_KINDS))]
-            drawn = DRAWERS[kind](rng, cx, cy, part_radius, self.canvas)
-            stamp = drawn.intersect(outline) if drawn is not None else None
+        """1..`most` shapes inside `outline` (the parent's shape, of `radius` px), clipped to it."""
+        ys, xs = np.nonzero(outline.mask)  # (K,) the parent's pixels, window frame
+        if self.config.layout is None:
+            centre = (ys.mean(), xs.mean())
+        else:
+            # (K,) distance of each parent pixel to the parent's rim (the canvas edge counts).
+            inset = ndimage.distance_transform_edt(np.pad(outline.mask, 1))[1:-1, 1:-1][ys, xs]
+        for _ in range(int(self.rng.integers(1, most + 1))):
+            if self.config.layout is None:
+                stamp, kind, part_radius = self._central_part(outline, ys, xs, centre, radius)
+            else:
+                stamp, kind, part_radius = self._anywhere_part(outline, ys, xs, inset, radius)
             if stamp is None:
                 continue
             region = self.paint(stamp, kind, parent)
             if (
                 depth == 1
                 and kind != "curve"
-                and part_radius >= _MIN_PARENT_RADIUS
-                and rng.random() < self.config.subpart_prob
+                and part_radius >= self.min_parent_radius
+                and self.rng.random() < self.config.subpart_prob
             ):
                 self.add_parts(stamp, region, part_radius, 2, depth=2)
+
+    def _central_part(
+        self,
+        outline: Stamp,
+        ys: np.ndarray,
+        xs: np.ndarray,
+        centre: tuple[float, float],
+        radius: float,
+    ) -> tuple[Stamp | None, str, float]:
+        """v1: of three random pixels of the parent the most central is the part's centre, so
+        that parts sit inside their parent more often than on its rim."""
+        pick = self.rng.integers(len(ys), size=3)
+        best = pick[np.argmin((ys[pick] - centre[0]) ** 2 + (xs[pick] - centre[1]) ** 2)]
+        part_radius = radius * self.rng.uniform(*self.part_size)
+        kind = self._part_kind()
+        return self._clipped(kind, outline, xs[best], ys[best], part_radius), kind, part_radius
+
+    def _anywhere_part(
+        self, outline: Stamp, ys: np.ndarray, xs: np.ndarray, inset: np.ndarray, radius: float
+    ) -> tuple[Stamp | None, str, float]:
+        """v2: the part's centre is a uniformly random parent pixel at least _PART_INSET part
+        radii inside the parent's rim (its innermost pixels where the parent is thinner). A
+        part that, clipped to its parent, covers under min_part_area px is drawn again, at most
+        _PART_TRIES times in all; a curve part spans the parent (a band across it)."""
+        deepest = int(np.argmax(inset))  # the parent's centre: where a 1-click protocol clicks
+        for _ in range(_PART_TRIES):
+            part_radius = max(radius * self.rng.uniform(*self.part_size), self.min_part_radius)
+            # 0.8: more than the parent's one deepest pixel stays in play.
+            needed = min(_PART_INSET * part_radius, 0.8 * float(inset.max()))
+            room = np.flatnonzero(inset >= needed)
+            if self.rng.random() < self.centre_free:
+                # Centres farther than the part's reach from the parent's deepest pixel leave
+                # that pixel uncovered (shapes stay within their radius of their centre).
+                away = (ys[room] - ys[deepest]) ** 2 + (xs[room] - xs[deepest]) ** 2
+                clear = room[away > (part_radius + 1) ** 2]
+                room = clear if len(clear) else room
+            best = room[self.rng.integers(len(room))]
+            kind = self._part_kind()
+            reach = radius if kind == "curve" else part_radius
+            stamp = self._clipped(kind, outline, xs[best], ys[best], reach)
+            if stamp is not None and np.count_nonzero(stamp.mask) >= self.min_part_area:
+                return stamp, kind, part_radius
+        return None, kind, part_radius
+
+    def _part_kind(self) -> str:
+        rng = self.rng
+        return "curve" if rng.random() < 0.1 else FILLED_KINDS[rng.integers(len(FILLED_KINDS))]
+
+    def _clipped(self, kind: str, outline: Stamp, x: int, y: int, radius: float) -> Stamp | None:
+        """A `kind` shape centred at window pixel (x, y) of `outline`, clipped to it."""
+        drawn = self.draw(kind, outline.x0 + x, outline.y0 + y, radius)
+        return drawn.intersect(outline) if drawn is not None else None
 
 
 def make_scene(seed: int, config: SceneConfig | None = None) -> Scene:
     """The scene of `seed` (any int >= 0; see `split_seeds`) under `config` (default
-    `SceneConfig()`): the same seed and config always give the same scene."""
+    `SceneConfig()`): the same seed and config always give the same scene.
+
+    Photo scenes (`config.textures == "photo"`) take their photos from the split whose seed
+    range holds `seed`, so a test scene never shows a training photo; `ConfigError` for a
+    seed of no split, `DataError` when scikit-image is missing.
+    """
     config = SceneConfig() if config is None else config
-    rng = np.random.default_rng(seed)
-    painter = _Painter(rng, config)
+    if config.layout is None:
+        rng = ink = np.random.default_rng(seed)
+    else:
+        rng, ink = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    photos = photo_textures(split_of_seed(seed)) if config.textures == "photo" else None
+    painter = _Painter(rng, config, ink, photos)
     height, width = config.height, config.width
-    short = min(height, width)
 
     count = int(rng.integers(config.num_objects[0], config.num_objects[1] + 1))
     low, high = np.log(config.object_size[0]), np.log(config.object_size[1])
-    radii = short * np.exp(rng.uniform(low, high, count))
+    radii = min(height, width) * np.exp(rng.uniform(low, high, count))
     # Mostly large objects first, so small ones are not all buried; the jitter keeps some
     # large objects over small ones.
     radii = radii[np.argsort(-radii * rng.lognormal(0.0, 0.6, count))]
@@ -227,11 +431,11 @@ def make_scene(seed: int, config: SceneConfig | None = None) -> Scene:
         if draw < config.thin_prob:
             painter.add_object(cx, cy, radius, "curve")
         elif draw < config.thin_prob + config.small_prob:
-            painter.add_object(cx, cy, max(short * rng.uniform(0.006, 0.02), 1.5), "dot")
+            painter.add_dot(cx, cy)
         else:
             painter.add_object(cx, cy, radius, FILLED_KINDS[rng.integers(len(FILLED_KINDS))])
 
-    image = _finish_image(rng, painter.image, config)
+    image = _finish_image(ink, painter.image, config)
     labels, parent, kind, level = _keep_masks(
         painter.owner, painter.parents, painter.kinds, config.min_area
     )

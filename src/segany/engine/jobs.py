@@ -26,11 +26,10 @@ class ImageJob:
     key: str
 
 
-def _is_hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
-
-
-def _folder_images(folder: Path, exclude: Path | None) -> list[tuple[Path, str]]:
+def folder_images(folder: Path, exclude: Path | None = None) -> list[tuple[Path, str]]:
+    """(path, name relative to `folder` in POSIX form) of every image file under `folder`
+    (IMAGE_EXTENSIONS, any depth), hidden files and folders and anything under `exclude`
+    left out, sorted by name."""
     found = []
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
@@ -40,7 +39,11 @@ def _folder_images(folder: Path, exclude: Path | None) -> list[tuple[Path, str]]
             continue  # never segment our own outputs (overlays, PNG masks) on a rerun
         if path.is_file():
             found.append((path, relative.as_posix()))
-    return found
+    return sorted(found, key=lambda item: item[1])
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def find_images(inputs: Sequence[Path], exclude: Path | None = None) -> list[ImageJob]:
@@ -56,7 +59,7 @@ def find_images(inputs: Sequence[Path], exclude: Path | None = None) -> list[Ima
     for given in inputs:
         path = Path(given).expanduser()
         if path.is_dir():
-            candidates.extend(_folder_images(path, exclude))
+            candidates.extend(folder_images(path, exclude))
         elif path.is_file():
             candidates.append((path, path.name))
         else:

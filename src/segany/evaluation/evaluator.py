@@ -8,10 +8,15 @@ Per ground-truth mask, with simulated clicks (see `metrics`):
     one above; each next click is made on the largest error region of the current mask and
     given together with all earlier clicks and the current mask's low-resolution logits (as
     `mask_input`), for one single-mask output. A mask never reaching the IoU in `max_clicks`
-    clicks counts `max_clicks`.
+    clicks counts `max_clicks`;
+  - boundary F: the boundary F-score of the 1-point mask within `boundary_tolerance` px (see
+    `boundary`).
 
 Masks smaller than `min_area` pixels are skipped (counted in `skipped_masks`): a click protocol
-on a few pixels measures little but rounding. Each image is encoded once for all its masks.
+on a few pixels measures little but rounding. Masks under `tiny_side` x `tiny_side` px of
+area are evaluated but also summarised apart ("tiny" in `size_split`), so that the yardstick's
+figures on objects of at least 24 x 24 px are not blurred by them. Each image is encoded once
+for all its masks.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import numpy as np
 
 from segany.data.sample import Sample
 from segany.errors import ConfigError, DataError
+from segany.evaluation.boundary import DEFAULT_TOLERANCE, boundary_fscore
 from segany.evaluation.metrics import click_from_error, interior_point, iou
 
 NOC_THRESHOLDS = (0.85, 0.90)
 # COCO's size classes by mask area in pixels: small < 32^2 <= medium < 96^2 <= large.
 SIZE_CLASSES = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, None))
+TINY_SIDE = 24  # px; masks of smaller area than TINY_SIDE**2 are the "tiny" class
 
 
 class PointPredictor(Protocol):
@@ -48,16 +55,26 @@ class PointPredictor(Protocol):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """max_clicks: most clicks per mask for NoC; min_area: smaller masks (px) are skipped."""
+    """max_clicks: most clicks per mask for NoC; min_area: smaller masks (px) are skipped;
+    tiny_side: masks of area under tiny_side**2 px are also summarised apart; boundary_tolerance:
+    px within which boundary pixels match for the boundary F-score."""
 
     max_clicks: int = 20
     min_area: int = 16
+    tiny_side: int = TINY_SIDE
+    boundary_tolerance: float = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.max_clicks < 1:
             raise ConfigError(f"max_clicks must be at least 1, got {self.max_clicks}")
         if self.min_area < 1:
             raise ConfigError(f"min_area must be at least 1 px, got {self.min_area}")
+        if self.tiny_side < 0:
+            raise ConfigError(f"tiny_side must be at least 0 px, got {self.tiny_side}")
+        if self.boundary_tolerance < 0:
+            raise ConfigError(
+                f"boundary_tolerance must be at least 0 px, got {self.boundary_tolerance}"
+            )
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,7 @@ class MaskResult:
         noc85, noc90: clicks to reach IoU 0.85 / 0.90 (`max_clicks` if never reached).
         ious: the IoU after each click, as many as were made (clicks stop once 0.90 is
             reached, or at `max_clicks`).
+        boundary_f: the boundary F-score of the 1-point mask.
     """
 
     image: str
@@ -80,13 +98,17 @@ class MaskResult:
     noc85: int
     noc90: int
     ious: tuple[float, ...]
+    boundary_f: float
 
 
 @dataclass(frozen=True)
 class EvalSummary:
     """Means over the evaluated masks. nof85 / nof90: masks that never reached the IoU.
+    boundary_f: the mean boundary F-score of the 1-point masks (within boundary_tolerance px).
     by_size: for each COCO size class with masks ("small", "medium", "large", see
-    `SIZE_CLASSES`), its mask count, 1-point and oracle mIoU and NoC@85."""
+    `SIZE_CLASSES`), its mask count, 1-point and oracle mIoU, NoC@85, NoC@90 and boundary F.
+    size_split: the same for "objects" (area at least tiny_side**2 px) and "tiny" (smaller),
+    each class left out when it has no mask."""
 
     images: int
     masks: int
@@ -100,6 +122,10 @@ class EvalSummary:
     max_clicks: int
     min_area: int
     by_size: dict[str, dict[str, float]]
+    boundary_f: float
+    boundary_tolerance: float
+    tiny_side: int
+    size_split: dict[str, dict[str, float]]
 
     @classmethod
     def from_results(
@@ -121,6 +147,10 @@ class EvalSummary:
             max_clicks=config.max_clicks,
             min_area=config.min_area,
             by_size=_by_size(results),
+            boundary_f=float(np.mean([r.boundary_f for r in results])),
+            boundary_tolerance=config.boundary_tolerance,
+            tiny_side=config.tiny_side,
+            size_split=_size_split(results, config.tiny_side),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,6 +234,7 @@ class Evaluator:
         candidates = [iou(mask, gt) for mask in masks]
         chosen = int(np.argmax(scores))
         pred, logits = masks[chosen], low_res[chosen]  # (H, W), (h, w)
+        boundary_f = boundary_fscore(pred, gt, self.config.boundary_tolerance)
         ious = [candidates[chosen]]
         while len(ious) < self.config.max_clicks and ious[-1] < max(NOC_THRESHOLDS):
             click = click_from_error(pred, gt)
@@ -228,6 +259,7 @@ class Evaluator:
             noc85=noc85,
             noc90=noc90,
             ious=tuple(ious),
+            boundary_f=boundary_f,
         )
 
     def _clicks_to_reach(self, ious: Sequence[float], threshold: float) -> int:
@@ -238,15 +270,32 @@ class Evaluator:
 
 
 def _by_size(results: Sequence[MaskResult]) -> dict[str, dict[str, float]]:
-    """Per COCO size class present in `results`: masks, one_point_miou, oracle_miou, noc85."""
+    """`_summary` of each COCO size class present in `results`."""
     classes: dict[str, dict[str, float]] = {}
     for name, low, high in SIZE_CLASSES:
         members = [r for r in results if r.area >= low and (high is None or r.area < high)]
         if members:
-            classes[name] = {
-                "masks": len(members),
-                "one_point_miou": float(np.mean([r.one_point_iou for r in members])),
-                "oracle_miou": float(np.mean([r.oracle_iou for r in members])),
-                "noc85": float(np.mean([r.noc85 for r in members])),
-            }
+            classes[name] = _summary(members)
     return classes
+
+
+def _size_split(results: Sequence[MaskResult], tiny_side: int) -> dict[str, dict[str, float]]:
+    """`_summary` of the "objects" (area >= tiny_side**2 px) and of the "tiny" masks, each
+    present only when it has masks."""
+    split = {
+        "objects": [r for r in results if r.area >= tiny_side**2],
+        "tiny": [r for r in results if r.area < tiny_side**2],
+    }
+    return {name: _summary(members) for name, members in split.items() if members}
+
+
+def _summary(members: Sequence[MaskResult]) -> dict[str, float]:
+    """masks, one_point_miou, oracle_miou, noc85, noc90 and boundary_f of a non-empty group."""
+    return {
+        "masks": len(members),
+        "one_point_miou": float(np.mean([r.one_point_iou for r in members])),
+        "oracle_miou": float(np.mean([r.oracle_iou for r in members])),
+        "noc85": float(np.mean([r.noc85 for r in members])),
+        "noc90": float(np.mean([r.noc90 for r in members])),
+        "boundary_f": float(np.mean([r.boundary_f for r in members])),
+    }

@@ -3,7 +3,9 @@ COCO's definition: recall averaged over IoU thresholds 0.50:0.05:0.95, at most 1
 image), computed by pycocotools' COCOeval on masks.
 
 The yardstick for a model's automatic-mask defaults (`ModelSpec.amg_defaults`): proposals that
-score well here are what `segany amg` with no options should give.
+score well here are what `segany amg` with no options should give. AR@100 is also given apart
+for the objects of at least `tiny_side` x `tiny_side` px of area and for the tiny ones (the
+evaluator's `size_split`), as extra COCOeval area ranges.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from segany.formats.segmentation import to_coco_rle
 class ProposalScores:
     """ar100: average recall with 100 proposals per image; ar10 and ar1 likewise; ap: COCO's
     mask AP (class-agnostic; low when proposals are many and the ground truth partial);
-    images, objects (ground-truth masks) and proposals counted."""
+    images, objects (ground-truth masks) and proposals counted. ar100_objects / ar100_tiny:
+    AR@100 over the objects of area at least / under tiny_side**2 px, None when there are
+    none."""
 
     ar100: float
     ar10: float
@@ -33,6 +37,9 @@ class ProposalScores:
     images: int
     objects: int
     proposals: int
+    ar100_objects: float | None = None
+    ar100_tiny: float | None = None
+    tiny_side: int = 24
 
     def to_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -42,10 +49,12 @@ def proposal_scores(
     generate: Callable[[np.ndarray], list[dict[str, Any]]],
     dataset: Sequence[Sample],
     min_area: int = 0,
+    tiny_side: int = 24,
 ) -> ProposalScores:
     """Run `generate` ((H, W, 3) uint8 -> automatic-mask records with `segmentation` and
     `predicted_iou`, e.g. `AutomaticMaskGenerator.generate`) on every sample and score its
-    proposals against the samples' masks (those of at least `min_area` px)."""
+    proposals against the samples' masks (those of at least `min_area` px); `tiny_side` px
+    divides objects from tiny masks for `ar100_objects` / `ar100_tiny`."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -77,10 +86,24 @@ def proposal_scores(
         truth.createIndex()
         found = truth.loadRes(detections) if detections else None
         if found is None:
-            return ProposalScores(0.0, 0.0, 0.0, 0.0, len(images), len(annotations), 0)
+            tiny = sum(a["area"] < tiny_side**2 for a in annotations)
+            return ProposalScores(
+                *(0.0, 0.0, 0.0, 0.0, len(images), len(annotations), 0),
+                ar100_objects=0.0 if len(annotations) > tiny else None,
+                ar100_tiny=0.0 if tiny else None,
+                tiny_side=tiny_side,
+            )
         evaluation = COCOeval(truth, found, iouType="segm")
         evaluation.params.useCats = 0
         evaluation.params.maxDets = [1, 10, 100]
+        # Two ranges after COCO's four (summarize() finds those by label): areas are whole
+        # pixels, so the tiny range ends half a pixel below tiny_side**2.
+        evaluation.params.areaRng = [
+            *evaluation.params.areaRng,
+            [tiny_side**2, 1e10],
+            [0, tiny_side**2 - 0.5],
+        ]
+        evaluation.params.areaRngLbl = [*evaluation.params.areaRngLbl, "objects", "tiny"]
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
@@ -93,7 +116,19 @@ def proposal_scores(
         images=len(images),
         objects=len(annotations),
         proposals=len(detections),
+        ar100_objects=_recall(evaluation, "objects"),
+        ar100_tiny=_recall(evaluation, "tiny"),
+        tiny_side=tiny_side,
     )
+
+
+def _recall(evaluation: Any, area: str) -> float | None:
+    """AR@100 of one labelled area range of an accumulated COCOeval (as its summarize()
+    computes it), None when the range holds no ground truth."""
+    index = evaluation.params.areaRngLbl.index(area)
+    recall = evaluation.eval["recall"][:, 0, index, -1]  # (T,) per IoU threshold, 100 dets
+    recall = recall[recall > -1]
+    return float(np.mean(recall)) if len(recall) else None
 
 
 def _annotation(ann_id: int, image_id: int, rle: dict[str, Any], area: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
     if mask.ndim != 2:
         raise FormatError(f"expected an (H, W) mask, got shape {mask.shape}")
     # Contours trace pixel centres; doubling the grid lets them follow pixel corners instead.
-    upscaled = np.kron(mask.astype(np.uint8), np.ones((2, 2), np.uint8))
+    upscaled = mask.astype(np.uint8).repeat(2, axis=0).repeat(2, axis=1)
     padded = np.pad(upscaled, 1)
     contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polygons = []

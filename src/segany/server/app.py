@@ -106,12 +106,23 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        # One readable line per problem ("body.points.0: a point's label must be 1 ...").
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(part) for part in item.get("loc", ()))
-            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        # One readable line per problem ("body.points.0: a point's label must be 1 ..."), and
+        # for a body of the wrong kind, what kind to send.
+        problems = [_problem(item) for item in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
+
+
+def _problem(item: dict) -> str:
+    loc = tuple(item.get("loc", ()))
+    kind = item.get("type", "")
+    if kind == "json_invalid":
+        where = item.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({where}); send a JSON object"
+    if loc == ("body",) and kind in ("dict_type", "model_attributes_type"):
+        return "the body must be a JSON object, sent with Content-Type: application/json"
+    if loc == ("body", "file") and kind == "missing":
+        return "send the image as multipart/form-data with the file in the field 'file'"
+    return f"{'.'.join(str(part) for part in loc)}: {item.get('msg', 'invalid')}"
 
 
 def app_from_environment() -> FastAPI:

@@ -18,8 +18,9 @@ IDLE_SECONDS = 2.0
 
 
 class PreEncoder:
-    """`wake()` after an upload or import; `stop()` at shutdown. `images()` lists the
-    project's images in order each round (a fresh database read)."""
+    """`wake()` after an upload or import; `focus(path)` when a person opens an image, so the
+    images after it in the list are encoded first ("next images first"); `stop()` at
+    shutdown. `images()` lists the project's images in order each round (a fresh read)."""
 
     def __init__(self, service: ModelService, images: Callable[[], Iterable[StoredImage]]) -> None:
         self.service = service
@@ -28,12 +29,22 @@ class PreEncoder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="segany-pre-encoder", daemon=True)
         self._failed: set[str] = set()  # keys whose image could not be encoded: not retried
+        self._focus: str | None = None  # sha256 of the image a person has open
 
     def start(self) -> None:
         self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def focus(self, image: StoredImage) -> None:
+        self._focus = image.sha256
+        self._wake.set()
+
+    def _ordered(self, images: list[StoredImage]) -> list[StoredImage]:
+        """The list rotated to start just after the focused image (then wrapping around)."""
+        at = next((i for i, image in enumerate(images) if image.sha256 == self._focus), None)
+        return images if at is None else images[at + 1 :] + images[: at + 1]
 
     def stop(self) -> None:
         self._stop.set()
@@ -45,7 +56,7 @@ class PreEncoder:
             self._wake.clear()
             did_work = False
             try:
-                images = list(self.images())
+                images = self._ordered(list(self.images()))
             except Exception:  # the database busy or gone for a moment: try again later
                 log.exception("pre-encoding could not list the images")
                 images = []
@@ -58,6 +69,8 @@ class PreEncoder:
                 try:
                     self.service.embedding(image)
                     did_work = True
+                    if self._wake.is_set():  # a new focus or upload: re-plan the order
+                        break
                 except Exception:  # a broken or vanished file must not stop the others
                     log.exception("pre-encoding %s failed; a click on it will retry", image.path)
                     self._failed.add(key)

@@ -110,18 +110,18 @@ class ModelService:
     ) -> tuple[list[dict[str, Any]], str, bool]:
         """Masks for the prompts, best predicted IoU first, a token for their low-res logits,
         and whether the embedding was cached. Points are [x, y, label] in upright pixels."""
-        cached_embedding, cached = self.embedding(image)
+        if not points and box is None:
+            raise PromptError("give at least one point or a box")
         predictor = SamPredictor(self.model)
+        mask_input = None
+        if previous is not None:  # checked before the (maybe costly) embedding
+            mask_input = self.previous.get(previous, predictor.low_res_size)
+        cached_embedding, cached = self.embedding(image)
         restore(predictor, cached_embedding)
         coords = labels = None
         if points:
             array = np.asarray(points, dtype=np.float64)  # (N, 3)
             coords, labels = array[:, :2], array[:, 2].astype(np.int64)
-        mask_input = None
-        if previous is not None:
-            mask_input = self.previous.get(previous, predictor.low_res_size)
-        if coords is None and box is None:
-            raise PromptError("give at least one point or a box")
         with self._compute:
             masks, scores, logits = predictor.predict(
                 coords,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segany.engine.jobs import find_images
+from segany.engine.jobs import folder_images
 from segany.errors import ImageError
 from segany.formats.atomic import atomic_file
 from segany.server.errors import InvalidValueError, NotFoundError
@@ -86,17 +86,31 @@ class Project:
             )
         return image, True
 
+    def delete_image(self, image_id: str) -> None:
+        """Delete the image and its annotations; an uploaded file (in the data directory) goes
+        too, unless another image record still uses it. Imported files are never touched."""
+        with self.db.session() as session:
+            image = repository.delete_image(session, image_id)
+            path = Path(image.stored_path)
+            shared = repository.find_image_by_sha256(session, image.sha256) is not None
+        if not shared and path.resolve().is_relative_to(self.settings.images_dir.resolve()):
+            path.unlink(missing_ok=True)
+
     def import_folder(self, folder: str) -> ImportSummary:
         """Add every image under `folder` (searched recursively), in place: the files are not
         copied. Only folders under the configured import roots are allowed."""
         path = self._allowed_import_path(folder)
         summary = ImportSummary()
-        for job in find_images([path]):
+        # Every image file, whatever its name: a.png and a.jpg are two images here.
+        for file, name in folder_images(path):
+            if not any(file.resolve().is_relative_to(r) for r in self.settings.import_roots):
+                summary.errors.append(f"{name}: links outside the import folders; not read")
+                continue
             try:
-                data = job.path.read_bytes()
-                checked = check_image_bytes(data, job.name, self.settings.limits.image_pixels)
+                data = file.read_bytes()
+                checked = check_image_bytes(data, name, self.settings.limits.image_pixels)
             except (OSError, ImageError) as e:
-                summary.errors.append(f"{job.name}: {e}")
+                summary.errors.append(f"{name}: {e}")
                 continue
             with self.db.session() as session:
                 if repository.find_image_by_sha256(session, checked.sha256) is not None:
@@ -104,8 +118,8 @@ class Project:
                     continue
                 image = repository.add_image(
                     session,
-                    file_name=job.name,
-                    stored_path=str(job.path.resolve()),
+                    file_name=name,
+                    stored_path=str(file.resolve()),
                     sha256=checked.sha256,
                     width=checked.width,
                     height=checked.height,

@@ -58,6 +58,8 @@ def check_image_bytes(data: bytes, name: str, max_pixels: int) -> CheckedImage:
             upright = ImageOps.exif_transpose(opened)
             upright.load()  # decodes every pixel: a truncated file fails here
             width, height = upright.size
+    except ImageError:
+        raise  # ours, from the checks above: already says what is wrong (and is a ValueError)
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (PNG, JPEG, TIFF or WebP)") from None
     except Image.DecompressionBombError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import zipfile
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from segany.formats.manifest import MANIFEST_FILE, read_manifest
 from segany.server.export import FORMATS, export_project
 from segany.server.routes.common import state
 from segany.server.storage import repository
@@ -25,11 +27,15 @@ def export(request: Request, format: str = Query("coco", pattern="^(" + "|".join
     app = state(request)
     folder = Path(tempfile.mkdtemp(prefix="segany-export-"))
     cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
-    with app.project.db.session() as session:
-        categories = repository.list_categories(session)
-        main = export_project(
-            repository.iter_project(session), categories, folder / "export", format
-        )
+    try:
+        with app.project.db.session() as session:
+            categories = repository.list_categories(session)
+            main = export_project(
+                repository.iter_project(session), categories, folder / "export", format
+            )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no response will clean it up
+        raise
     if format.startswith("coco"):
         return FileResponse(
             main,
@@ -37,6 +43,7 @@ def export(request: Request, format: str = Query("coco", pattern="^(" + "|".join
             filename=f"segany-{format}.json",
             background=cleanup,
         )
+    _absolute_manifest(main / MANIFEST_FILE)
     archive = folder / f"segany-{format}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
         for path in sorted(main.rglob("*")):
@@ -45,3 +52,13 @@ def export(request: Request, format: str = Query("coco", pattern="^(" + "|".join
     return FileResponse(
         archive, media_type="application/zip", filename=archive.name, background=cleanup
     )
+
+
+def _absolute_manifest(manifest: Path) -> None:
+    """Make the manifest's image paths absolute: written relative to this temporary folder,
+    they would point nowhere from the folder the download is unpacked in."""
+    entries = read_manifest(manifest)
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    for item in document["images"]:
+        item["path"] = str(entries[item["file_name"]].path)
+    manifest.write_text(json.dumps(document, indent=0), encoding="utf-8")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from segany.server.project import stored
 from segany.server.routes.common import image_item, state
 from segany.server.schemas import (
     ImageCreated,
@@ -67,7 +68,10 @@ def get_image(request: Request, image_id: str):
 @router.get("/images/{image_id}/file", response_class=Response)
 def image_file(request: Request, image_id: str):
     """The image as the API's coordinates refer to it: upright (EXIF applied)."""
-    image = state(request).project.image(image_id)
+    app = state(request)
+    image = app.project.image(image_id)
+    if app.encoder is not None:  # the person opens it: encode the images after it next
+        app.encoder.focus(stored(image))
     data, media_type = upright_file(Path(image.stored_path))
     return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
 
@@ -82,9 +86,8 @@ def patch_image(request: Request, image_id: str, patch: ImagePatch):
 
 @router.delete("/images/{image_id}", status_code=204)
 def delete_image(request: Request, image_id: str) -> Response:
-    """Remove the image and its annotations (an uploaded file stays until no image uses it)."""
-    with state(request).project.db.session() as session:
-        repository.delete_image(session, image_id)
+    """Remove the image and its annotations, and its uploaded file (an imported one stays)."""
+    state(request).project.delete_image(image_id)
     return Response(status_code=204)
 
 

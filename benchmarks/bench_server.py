@@ -1,0 +1,225 @@
+"""Click latency of `segany serve` under 8 concurrent annotators, and the first click on a new
+image with and without pre-encoding.
+
+    python benchmarks/bench_server.py [--model segany-tiny | vit_b] [--seconds 60] [--images 8]
+        [--clients 8] [--workers 1] [--threads N] [--think 2] [--json out.json]
+
+Starts the real server (a subprocess on loopback, SQLite in a temporary folder), uploads
+`--images` synthetic 640 x 480 pictures, waits until the pre-encoder has computed all their
+embeddings, then `--clients` threads, each with its own connection, click (one random include
+point, 3 masks back) on random pre-encoded images for `--seconds`: p50 / p95 / p99 latency,
+throughput, errors. Then the first click on freshly uploaded images, `--think` seconds after
+the upload (a person looks before clicking), on this server and on one started with
+--no-pre-encode. `--model vit_b` runs a random-weights vit_b checkpoint written here (the
+speed of the official weights, without downloading them). Latencies are measured by the
+clients, on the same machine as the server: on a small machine they share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from server_helpers import LiveServer, scene_png  # noqa: E402
+
+HEIGHT, WIDTH = 480, 640
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="segany-tiny", help="segany-tiny or vit_b")
+    parser.add_argument("--checkpoint", type=Path, help="weights for --model (default: see doc)")
+    parser.add_argument("--images", type=int, default=8, help="pre-encoded images to click on")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent annotators")
+    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the click load")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--threads", type=int, help="torch threads per worker (server default)")
+    parser.add_argument("--fresh", type=int, default=3, help="new images for the first click")
+    parser.add_argument("--think", type=float, default=2.0, help="seconds from upload to click")
+    parser.add_argument("--encode-timeout", type=float, default=1800.0)
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    return parser.parse_args()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of `values`, linearly interpolated."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def upload(http: httpx.Client, seed: int) -> str:
+    data = scene_png(seed, HEIGHT, WIDTH)
+    response = http.post("/api/images", files={"file": (f"bench-{seed}.png", data, "image/png")})
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def click(http: httpx.Client, image_id: str, rng: random.Random) -> httpx.Response:
+    point = [rng.uniform(0, WIDTH - 1), rng.uniform(0, HEIGHT - 1), 1]
+    return http.post(f"/api/images/{image_id}/predict", json={"points": [point]})
+
+
+def wait_encoded(http: httpx.Client, start: float, timeout: float) -> float:
+    """Seconds from `start` (perf_counter) until /api/encoding reports nothing pending."""
+    while time.perf_counter() - start < timeout:
+        if http.get("/api/encoding").json()["pending"] == 0:
+            return time.perf_counter() - start
+        time.sleep(0.05)
+    raise TimeoutError(f"the images were not encoded in {timeout:.0f} s")
+
+
+def click_load(server: LiveServer, ids: list[str], clients: int, seconds: float) -> dict:
+    """`clients` threads clicking on random images of `ids` for `seconds`."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def annotator(n: int) -> None:
+        rng = random.Random(n)
+        with server.client() as http:
+            start.wait()
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                try:
+                    response = click(http, rng.choice(ids), rng)
+                    error = None if response.status_code == 200 else response.text[:200]
+                except httpx.HTTPError as e:
+                    error = repr(e)
+                took = time.perf_counter() - began
+                with lock:
+                    if error is None:
+                        latencies.append(took)
+                    else:
+                        errors.append(error)
+
+    threads = [threading.Thread(target=annotator, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return {
+        "clicks": len(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "clicks_per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p95_ms": 1000 * percentile(latencies, 95),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "mean_ms": 1000 * statistics.fmean(latencies) if latencies else float("nan"),
+    }
+
+
+def first_clicks(server: LiveServer, seeds: range, think: float) -> list[float]:
+    """Seconds of the first click on each image of `seeds`, `think` s after its upload."""
+    took = []
+    rng = random.Random(0)
+    with server.client() as http:
+        for seed in seeds:
+            image_id = upload(http, seed)
+            time.sleep(think)
+            began = time.perf_counter()
+            response = click(http, image_id, rng)
+            took.append(time.perf_counter() - began)
+            response.raise_for_status()
+            assert response.json()["masks"], "no mask"
+    return took
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict:
+    model = ["--model", args.model]
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.model != "segany-tiny":
+        import torch
+
+        from segany import build_sam
+
+        checkpoint = folder / f"{args.model}-random.pth"
+        print(f"writing random-weights {args.model} to {checkpoint}", file=sys.stderr)
+        torch.save(build_sam(args.model, pretrained=False, seed=0).state_dict(), checkpoint)
+    if checkpoint is not None:
+        model += ["--checkpoint", str(checkpoint)]
+    common = [*model, "--workers", str(args.workers)]
+    if args.threads:
+        common += ["--threads", str(args.threads)]
+    fresh = range(1000, 1000 + args.fresh)
+    results: dict = {"config": {k: str(v) for k, v in vars(args).items()}}
+
+    pre = LiveServer(folder / "pre", *common, log=folder / "pre.log", timeout=600)
+    with pre as server:
+        with server.client() as http:
+            began = time.perf_counter()
+            ids = [upload(http, seed) for seed in range(args.images)]
+            results["encode_all_s"] = wait_encoded(http, began, args.encode_timeout)
+        print(
+            f"{args.images} images uploaded and encoded in {results['encode_all_s']:.1f} s",
+            file=sys.stderr,
+        )
+        results["load"] = click_load(server, ids, args.clients, args.seconds)
+        results["first_click_pre_encoded_s"] = first_clicks(server, fresh, args.think)
+    off = LiveServer(
+        folder / "off", *common, "--no-pre-encode", log=folder / "off.log", timeout=600
+    )
+    with off as server:
+        results["first_click_no_pre_encode_s"] = first_clicks(server, fresh, args.think)
+    return results
+
+
+def report(args: argparse.Namespace, results: dict) -> str:
+    load = results["load"]
+    on = statistics.median(results["first_click_pre_encoded_s"])
+    off = statistics.median(results["first_click_no_pre_encode_s"])
+    return "\n".join(
+        [
+            f"segany serve, {args.model}, {args.workers} worker(s), {args.clients} clients, "
+            f"{args.seconds:g} s, {args.images} pre-encoded {WIDTH}x{HEIGHT} images "
+            f"(uploaded and encoded in {results['encode_all_s']:.1f} s)",
+            "",
+            "| clicks | errors | clicks/s | p50 ms | p95 ms | p99 ms | mean ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {load['clicks']} | {load['errors']} | {load['clicks_per_s']:.1f} "
+            f"| {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
+            f"| {load['mean_ms']:.0f} |",
+            "",
+            f"| first click on a new image, {args.think:g} s after its upload "
+            f"(median of {args.fresh}) | ms |",
+            "|---|---:|",
+            f"| pre-encoding on | {1000 * on:.0f} |",
+            f"| --no-pre-encode | {1000 * off:.0f} |",
+        ]
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="segany-bench-server-") as tmp:
+        results = run(args, Path(tmp))
+    print(report(args, results))
+    if results["load"]["error_samples"]:
+        print("errors, e.g.:", *results["load"]["error_samples"], sep="\n  ")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The pre-encoding queue: the project's images in order, those after the open image first,
+a broken file skipped without stopping the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from segany.server.encoding import PreEncoder
+from segany.server.inference import StoredImage
+
+
+class FakeService:
+    """Records the order in which embeddings are asked for; image "bad" fails."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.lock = threading.Lock()
+
+    def key(self, image: StoredImage) -> str:
+        return image.sha256
+
+    def is_encoded(self, image: StoredImage) -> bool:
+        return image.sha256 in self.done
+
+    def embedding(self, image: StoredImage) -> None:
+        if image.sha256 == "bad":
+            raise OSError("vanished")
+        with self.lock:
+            self.done.append(image.sha256)
+
+
+def images(*names: str) -> list[StoredImage]:
+    return [StoredImage(Path(f"/x/{n}.png"), n, 4, 4) for n in names]
+
+
+def wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_encodes_every_image_in_order_and_skips_a_broken_one():
+    service = FakeService()
+    encoder = PreEncoder(service, lambda: images("a", "bad", "b", "c"))
+    encoder.start()
+    try:
+        wait_for(lambda: len(service.done) == 3)
+    finally:
+        encoder.stop()
+    assert service.done == ["a", "b", "c"]
+
+
+def test_the_images_after_the_open_one_come_first():
+    service = FakeService()
+    listed = images("a", "b", "c", "d", "e")
+    encoder = PreEncoder(service, lambda: listed)
+    encoder.focus(listed[2])  # the person opened "c"
+    assert [i.sha256 for i in encoder._ordered(listed)] == ["d", "e", "a", "b", "c"]
+    encoder.start()
+    try:
+        wait_for(lambda: len(service.done) == 5)
+    finally:
+        encoder.stop()
+    assert service.done[:2] == ["d", "e"]
