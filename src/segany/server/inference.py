@@ -135,8 +135,13 @@ class ModelService:
         return [mask_record(masks[i], scores[i]) for i in order], token, cached
 
     @torch.inference_mode()
-    def proposals(self, image: StoredImage) -> list[dict[str, Any]]:
-        """Automatic masks (the model's AMG defaults), best predicted IoU first."""
+    def proposals(
+        self, image: StoredImage, existing: list[dict[str, Any]] = ()
+    ) -> list[dict[str, Any]]:
+        """Suggestions for the semi-automatic stage: automatic masks (the model's AMG
+        defaults), best predicted IoU first, without near-duplicates (mask IoU above
+        `SUGGESTION_OVERLAP` with a better one) and without masks the image's `existing`
+        annotations (COCO RLEs) already cover."""
         from segany.formats.segmentation import to_binary_mask
         from segany.masks.generator import AutomaticMaskGenerator
 
@@ -146,9 +151,40 @@ class ModelService:
                 self._generator = AutomaticMaskGenerator(self.model, output_mode="coco_rle")
             records = self._generator.generate(pixels)
         records.sort(key=lambda r: -float(r["predicted_iou"]))
+        kept = distinct_masks([r["segmentation"] for r in records], list(existing))
         out = []
-        for record in records:
+        for index in kept:
+            record = records[index]
             item = mask_record(to_binary_mask(record["segmentation"]), record["predicted_iou"])
             item["stability"] = float(record["stability_score"])
             out.append(item)
         return out
+
+
+# A suggestion overlapping a better one (or an accepted annotation) more than this is dropped.
+SUGGESTION_OVERLAP = 0.5
+
+
+def distinct_masks(candidates: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[int]:
+    """Indices of `candidates` (COCO RLEs, best first) kept by greedy mask-IoU suppression at
+    SUGGESTION_OVERLAP, against the kept ones and the `existing` RLEs."""
+    from pycocotools import mask as coco_mask
+
+    def encoded(rle: dict[str, Any]) -> dict[str, Any]:
+        counts = rle["counts"]
+        return {
+            "size": rle["size"],
+            "counts": counts.encode() if isinstance(counts, str) else counts,
+        }
+
+    taken = [encoded(rle) for rle in existing]
+    kept = []
+    for index, rle in enumerate(candidates):
+        mask = encoded(rle)
+        if taken:
+            overlap = coco_mask.iou([mask], taken, [0] * len(taken))
+            if float(overlap.max()) > SUGGESTION_OVERLAP:
+                continue
+        kept.append(index)
+        taken.append(mask)
+    return kept

@@ -8,6 +8,7 @@ from segany.errors import PromptError
 from segany.server.project import stored
 from segany.server.routes.common import state
 from segany.server.schemas import PredictRequest, PredictResponse, ProposalsResponse
+from segany.server.storage import repository
 
 router = APIRouter(tags=["predict"])
 
@@ -40,7 +41,10 @@ def predict(request: Request, image_id: str, body: PredictRequest):
 
 @router.post("/images/{image_id}/auto", response_model=ProposalsResponse)
 def proposals(request: Request, image_id: str):
-    """Automatic masks for the image (the model's automatic-mask defaults), as suggestions."""
+    """Automatic masks for the image (the model's automatic-mask defaults), as suggestions:
+    near-duplicates and masks the accepted annotations already cover are left out."""
     app = state(request)
     image = app.project.image(image_id)
-    return {"masks": app.model.proposals(stored(image))}
+    with app.project.db.session() as session:
+        existing = [a.rle for a in repository.list_annotations(session, image_id) if a.accepted]
+    return {"masks": app.model.proposals(stored(image), existing)}

@@ -1,5 +1,5 @@
-"""The pre-encoding queue: the project's images in order, those after the open image first,
-a broken file skipped without stopping the others."""
+"""Server pieces without a server: the pre-encoding queue (order, focus, a broken file skipped)
+and the de-duplication of automatic suggestions."""
 
 from __future__ import annotations
 
@@ -65,3 +65,19 @@ def test_the_images_after_the_open_one_come_first():
     finally:
         encoder.stop()
     assert service.done[:2] == ["d", "e"]
+
+
+def test_suggestions_drop_near_duplicates_and_what_is_annotated():
+    import numpy as np
+
+    from segany.formats.segmentation import to_coco_rle
+    from segany.server.inference import distinct_masks
+
+    def box(y0, y1, x0, x1):
+        mask = np.zeros((40, 40), bool)
+        mask[y0:y1, x0:x1] = True
+        return to_coco_rle(mask)
+
+    candidates = [box(0, 20, 0, 20), box(0, 20, 0, 19), box(25, 35, 25, 35), box(0, 10, 30, 40)]
+    assert distinct_masks(candidates, []) == [0, 2, 3]  # 1 is 95 % of 0
+    assert distinct_masks(candidates, [box(25, 35, 25, 36)]) == [0, 3]
