@@ -580,3 +580,17 @@ def test_sample_image_is_small_and_reproducible():
     with Image.open(committed) as image:
         assert image.size == (640, 480)
         np.testing.assert_array_equal(np.asarray(image), np.asarray(module.make_sample()))
+
+
+def test_predict_reuses_the_images_embedding(capsys, tmp_path, image_path, empty_cache):
+    """The second prompt on an image skips the encoder (segany.cache in $SEGANY_HOME), with
+    the same masks; --no-cache neither reads nor writes it."""
+    argv = [*tiny(image_path, tmp_path / "m.png", "--point", "30,20"), "--json"]
+    reports = []
+    for extra in ([], [], ["--no-cache"]):
+        code, stdout, err = run(capsys, *argv, *extra)
+        assert code == 0, err
+        reports.append(json.loads(stdout))
+    assert [r["embedding_cached"] for r in reports] == [False, True, False]
+    assert reports[0]["masks"] == reports[1]["masks"] == reports[2]["masks"]
+    assert len(list((empty_cache / "embeddings").rglob("*.safetensors"))) == 1

@@ -81,6 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="print a JSON report to stdout: per mask its predicted IoU, area in pixels, "
         "bbox_xyxy (x1, y1 exclusive) and files",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not keep or reuse the image's embedding (by default it is kept in "
+        "$SEGANY_HOME/embeddings, so another prompt on the same image skips the encoder)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -93,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     check_inside_image(coords, boxes, *image.size)
 
     model = load_model(spec, checkpoint, device)
-    masks, scores = segment(model, image, coords, labels, boxes, args.single)  # (B, C, H, W)
+    cache = None if args.no_cache else embedding_cache(args.image, spec, checkpoint)
+    masks, scores, cached = segment(model, image, coords, labels, boxes, args.single, cache)
     chosen = [int(np.argmax(object_scores)) for object_scores in scores]
     union = np.any([object_masks[c] for object_masks, c in zip(masks, chosen, strict=True)], 0)
 
@@ -115,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         _save(draw_overlay(image, union, coords, labels, boxes), args.overlay, "overlay")
 
     report = build_report(args, spec, checkpoint, image, coords, labels, boxes)
+    report["embedding_cached"] = cached
     report["objects"] = [
         {
             "box_xyxy": None if boxes is None else boxes[b].tolist(),
@@ -164,6 +172,17 @@ def build_report(
     }
 
 
+def embedding_cache(image_path: Path, spec: ModelSpec, checkpoint: Path | None) -> tuple[Any, str]:
+    """The on-disk embedding cache of the command line ($SEGANY_HOME/embeddings; no memory
+    tier: one process, one image) and the key of this image for this model and weights."""
+    from segany.cache import EmbeddingCache, image_key, weights_id
+    from segany.paths import cache_dir
+
+    weights = weights_id(checkpoint) if checkpoint is not None else "random-seed-0"
+    key = image_key(image_path.read_bytes(), spec.name, weights)
+    return EmbeddingCache(cache_dir() / "embeddings", max_memory_bytes=0), key
+
+
 def segment(
     model: Sam,
     image: Image.Image,
@@ -171,20 +190,29 @@ def segment(
     labels: np.ndarray | None,
     boxes: np.ndarray | None,
     single: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+    cache: tuple[Any, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Predict: masks (B, C, H, W) bool and predicted IoUs (B, C), one row per box (B = 1
-    without boxes), C = 3 candidates or 1 with `single`.
+    without boxes), C = 3 candidates or 1 with `single`; and whether the embedding came from
+    `cache` ((EmbeddingCache, key), or None to always run the encoder).
 
     Prompts are in the original image frame: coords (N, 2) xy, labels (N,), boxes (B, 4) xyxy.
     """
+    from segany.cache import encode, restore
     from segany.predictor import SamPredictor
 
     predictor = SamPredictor(model)
-    predictor.set_image(image)
+    cached = False
+    if cache is None:
+        predictor.set_image(image)
+    else:
+        store, key = cache
+        embedding, cached = store.get_or_compute(key, lambda: encode(predictor, image))
+        restore(predictor, embedding)
     masks, scores, _ = predictor.predict(coords, labels, boxes, multimask_output=not single)
     if boxes is None or len(boxes) == 1:
         masks, scores = masks[None], scores[None]
-    return masks, scores
+    return masks, scores, cached
 
 
 def describe_mask(
