@@ -22,7 +22,13 @@ from segany.transforms import (
     preprocess_shape,
     resize_image,
 )
-from segany.validation import as_rgb_array, check_boxes, check_mask_input, check_points
+from segany.validation import (
+    as_rgb_array,
+    check_boxes,
+    check_mask_input,
+    check_original_size,
+    check_points,
+)
 
 Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -108,14 +114,7 @@ class SamPredictor:
         if not isinstance(embedding, torch.Tensor) or tuple(embedding.shape) != expected:
             shape = tuple(getattr(embedding, "shape", ()))
             raise ImageError(f"embedding must be a tensor of shape {expected}, got {shape}")
-        try:
-            h, w = (int(side) for side in original_size)
-        except (TypeError, ValueError) as exc:
-            raise ImageError(
-                f"original_size must be the image's (H, W) in pixels, got {original_size!r}"
-            ) from exc
-        if h <= 0 or w <= 0:
-            raise ImageError(f"original_size must be positive (H, W), got {original_size}")
+        h, w = check_original_size(original_size)
         self.reset_image()
         self.features = embedding.to(self.device, torch.float32)
         self.original_size = (h, w)

@@ -44,6 +44,19 @@ def as_rgb_array(image: Any, image_format: str = "RGB") -> np.ndarray:
     return image
 
 
+def check_original_size(size: Any) -> tuple[int, int]:
+    """An image's (H, W) in pixels, two positive integers; `ImageError` otherwise."""
+    try:
+        h, w = (int(side) for side in size)
+    except (TypeError, ValueError) as exc:
+        raise ImageError(
+            f"original_size must be the image's (H, W) in pixels, got {size!r}"
+        ) from exc
+    if h <= 0 or w <= 0:
+        raise ImageError(f"original_size must be positive (H, W), got {size}")
+    return h, w
+
+
 def _finite_float_array(value: Any, what: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from segany.errors import ImageError
+from segany.validation import check_original_size
 
 if TYPE_CHECKING:  # the predictor pulls in PIL and the transforms; the cache does not need them
     from segany.predictor import SamPredictor
@@ -40,14 +41,7 @@ class CachedEmbedding:
                 f"embedding must be a float32 CPU tensor, got {emb.dtype} on {emb.device} "
                 "(use segany.cache.encode, or .to('cpu', torch.float32))"
             )
-        try:
-            h, w = (int(side) for side in self.original_size)
-        except (TypeError, ValueError) as exc:
-            raise ImageError(
-                f"original_size must be the image's (H, W), got {self.original_size!r}"
-            ) from exc
-        if h <= 0 or w <= 0:
-            raise ImageError(f"original_size must be positive (H, W), got {self.original_size}")
+        h, w = check_original_size(self.original_size)
         # The disk store hashes and writes the raw buffer, which needs one contiguous block.
         object.__setattr__(self, "embedding", emb.contiguous())
         object.__setattr__(self, "original_size", (h, w))
