@@ -11,7 +11,13 @@ import torch
 from reference_models import randomise
 from segany.checkpoints import load_checkpoint_into
 from segany.modeling.build import build_model
-from segany.modeling.config import ConvEncoderConfig, DecoderConfig, TinyViTConfig, ViTConfig
+from segany.modeling.config import (
+    ConvEncoderConfig,
+    DecoderConfig,
+    PyramidEncoderConfig,
+    TinyViTConfig,
+    ViTConfig,
+)
 from segany.registry import ModelSpec, get_spec, list_models
 
 # Parameters that exist only so official checkpoints load unchanged and that SAM never uses:
@@ -46,6 +52,10 @@ def small_spec(name: str) -> ModelSpec:
     elif isinstance(enc, ConvEncoderConfig):
         small = dataclasses.replace(
             enc, img_size=64, dims=(8, 16), depths=(1, 2), num_heads=2, out_chans=32
+        )
+    elif isinstance(enc, PyramidEncoderConfig):
+        small = dataclasses.replace(
+            enc, img_size=64, dims=(8, 16, 24), depths=(1, 2, 1), num_heads=2, out_chans=32
         )
     else:
         assert isinstance(enc, TinyViTConfig)

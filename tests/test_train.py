@@ -240,3 +240,15 @@ def test_pretrained_starts_from_the_models_own_weights(tmp_path, scenes):
     assert encoder and all(torch.equal(end[k], shipped[k]) for k in encoder)
     random_start = build_sam("segany-tiny", pretrained=False, seed=0).state_dict()
     assert not torch.equal(end[encoder[0]], random_start[encoder[0]])
+
+
+def test_config_overrides_from_the_command_line(tmp_path):
+    from segany.train.config import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nname = "test_tiny"\n[loop]\nmax_steps = 100\n')
+    config = load_config(path, ["loop.max_steps=3", "loop.output_dir=runs/x", "optim.lr=1e-3"])
+    assert (config.loop.max_steps, config.loop.output_dir, config.optim.lr) == (3, "runs/x", 1e-3)
+    for bad in ("max_steps=3", "loop.max_steps", "loop.nope=1", "loop.max_steps=0"):
+        with pytest.raises(ConfigError):
+            load_config(path, [bad])

@@ -20,6 +20,7 @@ from segany.modeling.config import (
     ConvEncoderConfig,
     DecoderConfig,
     EncoderConfig,
+    PyramidEncoderConfig,
     TinyViTConfig,
     ViTConfig,
 )
@@ -160,6 +161,20 @@ register(
         ),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
         description="segany's built-in model: small conv encoder + SAM decoder, 256 px input",
+    )
+)
+# The next built-in model (issue 13), being trained: 512 px input, a stride-8 embedding from
+# the pyramid encoder. No weights ship yet: build it with pretrained=False, or train it.
+register(
+    ModelSpec(
+        name="segany-tiny-v2",
+        encoder=PyramidEncoderConfig(),
+        decoder=DecoderConfig(
+            transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
+        ),
+        licence="Apache-2.0 (trained by segany)",
+        description="segany's next built-in model, 512 px pyramid encoder (in training, no "
+        "weights yet)",
     )
 )
 # A tiny variant of the same architecture for fast tests: 256 px input, 16x16 embedding.

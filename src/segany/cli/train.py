@@ -19,6 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "with torchrun for several processes.",
     )
     parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="config file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set loop.max_steps=3",
+    )
     parser.set_defaults(run=run)
 
 
@@ -27,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from segany.train.config import load_config
     from segany.train.trainer import Trainer
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
     path = Trainer(config).fit()
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per process
         print(f"weights: {path}", file=sys.stderr)

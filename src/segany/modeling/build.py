@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from segany.modeling.config import ConvEncoderConfig, TinyViTConfig, ViTConfig
+from segany.modeling.config import (
+    ConvEncoderConfig,
+    EncoderConfig,
+    PyramidEncoderConfig,
+    TinyViTConfig,
+    ViTConfig,
+)
 from segany.modeling.mask_decoder import MaskDecoder
 from segany.modeling.prompt_encoder import PromptEncoder
 from segany.modeling.sam import Sam
@@ -16,7 +22,7 @@ if TYPE_CHECKING:
     from segany.registry import ModelSpec
 
 
-def build_image_encoder(config: ViTConfig | TinyViTConfig | ConvEncoderConfig) -> nn.Module:
+def build_image_encoder(config: EncoderConfig) -> nn.Module:
     if isinstance(config, ViTConfig):
         from segany.modeling.vit import ImageEncoderViT
 
@@ -29,6 +35,10 @@ def build_image_encoder(config: ViTConfig | TinyViTConfig | ConvEncoderConfig) -
         from segany.modeling.conv_encoder import ConvEncoder
 
         return ConvEncoder(config)
+    if isinstance(config, PyramidEncoderConfig):
+        from segany.modeling.pyramid_encoder import PyramidEncoder
+
+        return PyramidEncoder(config)
     raise TypeError(f"no image encoder for config type {type(config).__name__}")
 
 

@@ -189,9 +189,74 @@ class ConvEncoderConfig:
         return facts
 
 
-EncoderConfig = ViTConfig | TinyViTConfig | ConvEncoderConfig
+@dataclass(frozen=True)
+class PyramidEncoderConfig:
+    """segany's second small encoder (see `segany.modeling.pyramid_encoder`): convolutions at
+    strides 4, 8 and 16, global attention over the stride-16 tokens, a top-down fusion back
+    to stride 8. For 512 px inputs within a CPU budget: global attention over 32 x 32 tokens
+    instead of 64 x 64.
+
+    Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // 8, img_size // 8)
+    embedding. dims: channels at strides 4, 8, 16; depths: residual blocks at each;
+    dilations: cycled over each stage's blocks; global_blocks: attention blocks at stride 16.
+    """
+
+    img_size: int = 512
+    dims: tuple[int, int, int] = (48, 96, 192)
+    depths: tuple[int, int, int] = (1, 3, 2)
+    dilations: tuple[int, ...] = (1, 2, 4)
+    global_blocks: int = 2
+    num_heads: int = 6
+    mlp_ratio: float = 2.0
+    out_chans: int = 128
+
+    def __post_init__(self) -> None:
+        if self.img_size % 16:
+            raise ValueError(f"PyramidEncoderConfig: img_size {self.img_size} not a multiple of 16")
+        if self.dims[2] % self.num_heads:
+            raise ValueError(f"PyramidEncoderConfig: dims[2] {self.dims[2]} not divisible by heads")
+
+    @property
+    def embedding_size(self) -> int:
+        return self.img_size // 8
+
+    @property
+    def context_size(self) -> int:
+        """Side of the stride-16 map that the global-attention blocks (and pos_embed) cover."""
+        return self.img_size // 16
+
+    def fingerprint(self) -> Fingerprint:
+        return {
+            "encoder": "pyramid",
+            "width": self.dims[0],
+            "depth": tuple(self.depths),
+            "grid": self.context_size,
+            "neck": (self.out_chans, self.dims[2]),
+        }
+
+    @staticmethod
+    def read_fingerprint(sd: Mapping[str, Any]) -> Fingerprint | None:
+        stem = sd.get("image_encoder.stem.1.0.weight")  # (C1, C1/2, 3, 3)
+        if stem is None or "image_encoder.stage3.0.spatial.0.weight" not in sd:
+            return None
+        facts: Fingerprint = {"encoder": "pyramid", "width": stem.shape[0]}
+        facts["depth"] = tuple(count_indices(sd, f"image_encoder.stage{i}.") for i in (1, 2, 3))
+        pos = sd.get("image_encoder.pos_embed")  # (1, C3, grid, grid), the stride-16 grid
+        if pos is not None and pos.dim() == 4:
+            facts["grid"] = pos.shape[-1]
+        return facts
+
+
+EncoderConfig = ViTConfig | TinyViTConfig | ConvEncoderConfig | PyramidEncoderConfig
 # Every encoder kind, in the order checkpoints are matched against them.
-ENCODER_CONFIGS: tuple[type[EncoderConfig], ...] = (ViTConfig, ConvEncoderConfig, TinyViTConfig)
+# The pyramid encoder is tried before the conv encoder: both have a conv stem, only the
+# pyramid has a stride-16 stage.
+ENCODER_CONFIGS: tuple[type[EncoderConfig], ...] = (
+    ViTConfig,
+    PyramidEncoderConfig,
+    ConvEncoderConfig,
+    TinyViTConfig,
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,10 @@ def _group(kind: type, name: str, values: Any) -> Any:
         raise ConfigError(f"[{name}]: {e}") from None
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML (.toml) or JSON (.json) training config. Raises `ConfigError`."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a TOML (.toml) or JSON (.json) training config, then apply `overrides`
+    ("TABLE.KEY=VALUE", the value read as TOML, else as a string: "loop.max_steps=3",
+    "loop.output_dir=runs/x"). Raises `ConfigError`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -208,7 +211,25 @@ def load_config(path: str | Path) -> TrainConfig:
             raise ConfigError(f"{path} is not valid TOML: {e}") from None
     else:
         raise ConfigError(f"config file {path} must end in .toml or .json")
+    for override in overrides:
+        _apply_override(raw, override)
     return TrainConfig.from_dict(raw)
+
+
+def _apply_override(raw: Any, override: str) -> None:
+    """Set raw[TABLE][KEY] from "TABLE.KEY=VALUE" (checked later by from_dict)."""
+    name, sep, text = override.partition("=")
+    table, dot, key = name.strip().partition(".")
+    if not sep or not dot or not table or not key:
+        raise ConfigError(f"override {override!r} must look like TABLE.KEY=VALUE")
+    if not isinstance(raw, dict):
+        raise ConfigError("the config file must hold a table of tables")
+    toml = _toml_module()
+    try:
+        value = toml.loads(f"value = {text}")["value"]
+    except toml.TOMLDecodeError:
+        value = text  # a bare string, e.g. a path
+    raw.setdefault(table, {})[key] = value
 
 
 def _toml_module() -> Any:
