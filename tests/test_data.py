@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from pycocotools import mask as mask_utils  # noqa: E402
 
 from conftest import synthetic_image
 from segany.cli.main import main
@@ -26,8 +27,6 @@ from segany.data.spec import _split_paths
 from segany.data.synthetic import masks_from_labels
 from segany.errors import ConfigError, DataError
 from segany.formats import read_sa1b, to_binary_mask
-
-mask_utils = pytest.importorskip("pycocotools.mask")
 
 SMALL = SceneConfig(height=96, width=128)
 

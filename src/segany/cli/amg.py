@@ -91,23 +91,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="CPUs of the local Ray started without --ray-address (default 2)",
     )
 
-    amg = parser.add_argument_group(
+    add_amg_arguments(
+        parser,
         "mask generation (defaults: SAM's, or the model's own where it has them; see "
-        "`segany models --json`, amg_defaults)"
+        "`segany models --json`, amg_defaults)",
     )
+    parser.set_defaults(run=run)
+
+
+def add_amg_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """A group of flags, one per `cli_options()` field, all unset by default (None: the
+    model's default applies; see `amg_config`)."""
+    group = parser.add_argument_group(title)
     for option in cli_options():
         flag = "--" + option.name.replace("_", "-")
         if isinstance(option.default, bool):
-            amg.add_argument(flag, action="store_true", default=None, help=option.metadata["help"])
+            group.add_argument(
+                flag, action="store_true", default=None, help=option.metadata["help"]
+            )
             continue
         kind = int if isinstance(option.default, int) else float
-        amg.add_argument(
+        group.add_argument(
             flag,
             type=kind,
             metavar="N" if kind is int else "X",
             help=f"{option.metadata['help']} (SAM's default {option.default:.4g})",
         )
-    parser.set_defaults(run=run)
 
 
 def amg_config(args: argparse.Namespace, spec: ModelSpec) -> AmgConfig:

@@ -68,6 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, metavar="N", help="torch threads per worker (default: torch's)"
     )
     parser.add_argument(
+        "--tile-url",
+        metavar="TEMPLATE",
+        help="map tiles for /infer_samgis and /map from this URL template, e.g. "
+        "http://127.0.0.1:9000/{z}/{x}/{y}.png, instead of every named source (offline use)",
+    )
+    parser.add_argument(
         "--no-pre-encode",
         action="store_true",
         help="do not compute embeddings in the background (first clicks are then slower)",
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         device=str(device),
         threads=args.threads,
         pre_encode=not args.no_pre_encode,
+        tile_url=args.tile_url,
     )
     if args.demo:
         from segany.server.demo import load_demo

@@ -54,7 +54,16 @@ class AppState:
 def create_app(settings: ServerSettings) -> FastAPI:
     """The application for `settings`: migrates the database, loads the model, starts
     pre-encoding (unless `settings.pre_encode` is off) for the app's lifetime."""
-    from segany.server.routes import annotations, categories, export, images, predict, system
+    from segany.server.routes import (
+        annotations,
+        categories,
+        export,
+        geo,
+        geo_segment,
+        images,
+        predict,
+        system,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +96,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     for module in (images, predict, annotations, categories, export):
         app.include_router(module.router, prefix="/api", dependencies=protected)
     app.include_router(system.api_router, prefix="/api", dependencies=protected)
+    app.include_router(geo.router)  # /infer_samgis, /api/geo/source (token checked), /map
+    app.include_router(geo_segment.router, prefix="/api", dependencies=protected)
     _add_error_handlers(app)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

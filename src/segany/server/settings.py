@@ -24,6 +24,7 @@ class Limits:
     image_pixels: int = 60_000_000  # decompression bombs: refused before decoding
     points: int = 1_000  # prompt points per predict request
     page: int = 500  # images per list page
+    tiles: int = 100  # map tiles per /infer_samgis extent (100 tiles: about 2560 x 2560 px)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class ServerSettings:
     threads: int | None = None  # torch threads per worker (None: torch's default)
     pre_encode: bool = True
     limits: Limits = field(default_factory=Limits)
+    tile_url: str | None = None  # map tiles' URL template, replacing every tile source
+    tile_timeout: float = 10.0  # seconds per map tile request
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -59,6 +62,14 @@ class ServerSettings:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.tile_url is not None and not (
+            self.tile_url.startswith(("http://", "https://"))
+            and all(part in self.tile_url for part in ("{z}", "{x}", "{y}"))
+        ):
+            raise ConfigError(
+                f"tile_url must be an http(s) URL template with {{z}}, {{x}} and {{y}}, e.g. "
+                f"http://127.0.0.1:9000/{{z}}/{{x}}/{{y}}.png; got {self.tile_url!r}"
+            )
         if self.host not in LOOPBACK and not self.token:
             raise ConfigError(
                 f"listening on {self.host} exposes the server beyond this machine: set an "
