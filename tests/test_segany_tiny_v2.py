@@ -47,3 +47,15 @@ def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
         report = json.loads((runs / f"eval_{split}.json").read_text())
         assert report["model"] == "segany-tiny-v2" and report["images"] == 1
         assert {"boundary_f", "amg"} <= report.keys()
+
+
+def test_the_committed_stage_checkpoints_load_and_continue_the_run():
+    """train.sh's next stage starts from the committed stage weights: they must load."""
+    folder = ROOT / "training/segany-tiny-v2/checkpoints"
+    stages = sorted(folder.glob("stage*.safetensors"))
+    assert stages, "stage 1's weights are committed"
+    for path in stages:
+        model = build_sam("segany-tiny-v2", checkpoint=path)
+        assert detect_variant(model.state_dict()) == "segany-tiny-v2"
+        log = path.with_suffix(".jsonl").read_text().splitlines()
+        assert json.loads(log[-1])["step"] == len(log)
