@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -278,3 +279,16 @@ def serve_static(page) -> None:
 
     page.route(f"{ORIGIN}/**", handle)
     page.goto(f"{ORIGIN}/")
+
+
+def chromium_or_missing() -> Iterator[Any]:
+    """Yield Debian's Chromium driven by Playwright (closed afterwards), or a `Missing` that
+    fails each test using it with what to install: the body of the tests' `browser` fixture."""
+    problem = browser_problem()
+    if problem:
+        yield Missing(problem)
+        return
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

@@ -23,16 +23,14 @@ from pycocotools import mask as mask_utils
 from browser_helpers import (
     VIEWPORT,
     Missing,
-    browser_problem,
     canvas_pixels,
+    chromium_or_missing,
     image_to_client,
-    launch,
     mask_alignment,
     screenshot,
     segany_server,
     serve_static,
     state,
-    sync_playwright,
     wait_encoded,
     wait_state,
 )
@@ -48,14 +46,7 @@ SET_USER = "try { localStorage.setItem('segany.user', 'tester'); } catch (e) {}"
 @pytest.fixture(scope="module")
 def browser():
     """Chromium, or a stand-in that fails each test with what to install."""
-    problem = browser_problem()
-    if problem:
-        yield Missing(problem)
-        return
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    yield from chromium_or_missing()
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,12 @@ import rasterio  # noqa: E402,F401  (segany[geo], in segany[dev]: missing, colle
 from PIL import Image
 from shapely.geometry import Point, shape  # noqa: E402
 
-from browser_helpers import (  # noqa: E402
+from browser_helpers import (
     VIEWPORT,
     Missing,
-    browser_problem,
-    launch,
+    chromium_or_missing,  # noqa: E402
     screenshot,
     segany_server,
-    sync_playwright,
 )
 from conftest import unused_local_port  # noqa: E402
 from geo_helpers import BACKGROUND, Scene, TileServer  # noqa: E402
@@ -37,14 +35,7 @@ SCENE = Scene()
 @pytest.fixture(scope="module")
 def browser():
     """Chromium, or a stand-in that fails each test with what to install."""
-    problem = browser_problem()
-    if problem:
-        yield Missing(problem)
-        return
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    yield from chromium_or_missing()
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,17 @@ class GlobalBlock(nn.Module):
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
 
+def sam_neck(cin: int, out: int) -> nn.Sequential:
+    """SAM's neck: conv 1x1 -> LayerNorm2d -> conv 3x3 -> LayerNorm2d, (B, cin, h, w) ->
+    (B, out, h, w); keys neck.0 .. neck.3 as in the official checkpoints."""
+    return nn.Sequential(
+        nn.Conv2d(cin, out, kernel_size=1, bias=False),
+        LayerNorm2d(out),
+        nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False),
+        LayerNorm2d(out),
+    )
+
+
 class ConvEncoder(nn.Module):
     """(B, 3, S, S) normalised, padded image -> (B, out_chans, S / s, S / s) embedding,
     S = `config.img_size` (the learned positions fix the input size), s = `config.stride`."""
@@ -122,13 +133,7 @@ class ConvEncoder(nn.Module):
         if config.stride == 4:
             self.lateral = ConvNormAct(c1, c2, 1, act=False)
             self.fuse = nn.Sequential(*(ResidualBlock(c2, 1) for _ in range(config.fuse_blocks)))
-        out = config.out_chans
-        self.neck = nn.Sequential(
-            nn.Conv2d(c2, out, kernel_size=1, bias=False),
-            LayerNorm2d(out),
-            nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out),
-        )
+        self.neck = sam_neck(c2, config.out_chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, out_chans, S / s, S / s), a contiguous tensor."""

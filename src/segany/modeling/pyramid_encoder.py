@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from segany.errors import ImageError
-from segany.modeling.common import LayerNorm2d
 from segany.modeling.config import PyramidEncoderConfig
-from segany.modeling.conv_encoder import ConvNormAct, GlobalBlock, ResidualBlock
+from segany.modeling.conv_encoder import ConvNormAct, GlobalBlock, ResidualBlock, sam_neck
 
 
 def _stage(dim: int, depth: int, dilations: tuple[int, ...]) -> nn.Sequential:
@@ -63,13 +62,7 @@ class PyramidEncoder(nn.Module):
         )
         self.lateral = ConvNormAct(c2, c3, 1, act=False)
         self.fuse = ResidualBlock(c3, 1)
-        out = config.out_chans
-        self.neck = nn.Sequential(
-            nn.Conv2d(c3, out, kernel_size=1, bias=False),
-            LayerNorm2d(out),
-            nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out),
-        )
+        self.neck = sam_neck(c3, config.out_chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, out_chans, S / 8, S / 8), a contiguous tensor."""
