@@ -388,8 +388,11 @@ def test_eval_command_prints_json_metrics(capsys):
         "tiny_side",
         "size_split",
         "amg",
+        "encoding_ms",
+        "threads",
     }
     assert set(report) == expected
+    assert report["encoding_ms"] > 0 and report["threads"] >= 1
     assert report["amg"] is None  # only with --amg
     assert report["masks"] == 3 and report["model"] == "test_tiny"
     assert sum(row["masks"] for row in report["by_size"].values()) == 3
@@ -417,3 +420,18 @@ def test_eval_command_prints_a_table(capsys):
 def test_eval_command_user_errors_exit_2(capsys, options):
     assert main([*TINY, *options]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_encoding_time_is_measured_on_a_640_by_480_image(monkeypatch):
+    from segany import build_sam
+    from segany.evaluation import timing
+
+    seen = []
+    model = build_sam("test_tiny", pretrained=False, seed=0)
+    real = model.image_encoder.forward
+    monkeypatch.setattr(model.image_encoder, "forward", lambda x: seen.append(x.shape) or real(x))
+    milliseconds = timing.encoding_milliseconds(model, repeats=2)
+    assert milliseconds > 0
+    assert len(seen) == 3  # one warm-up, then the timed calls
+    # 640 x 480 resized to the model's input (256 px long side), padded square
+    assert seen[0] == (1, 3, 256, 256)

@@ -211,6 +211,26 @@ def test_photo_spec():
     assert photos[0].image.shape == (64, 64, 3)
 
 
+def test_mixed_spec_interleaves_its_datasets():
+    needs_skimage()
+    mixed = open_dataset("scenes:test:2:64 + photo:test:3:64")
+    assert len(mixed) == 4  # two datasets x the shorter one's 2 samples
+    scenes, photos = open_dataset("scenes:test:2:64"), open_dataset("photo:test:3:64")
+    assert np.array_equal(mixed[0].image, scenes[0].image)
+    assert np.array_equal(mixed[1].image, photos[0].image)
+    assert np.array_equal(mixed[3].image, photos[1].image)
+    assert np.array_equal(mixed[-1].image, photos[1].image)
+    with pytest.raises(IndexError):
+        mixed[4]
+    assert any("+" in form for form in SPEC_FORMS)
+
+
+@pytest.mark.parametrize("spec", ["scenes:test:2 + ", "scenes:test:2 + nope:x"])
+def test_bad_mixed_specs(spec):
+    with pytest.raises(DataError, match="bad data spec"):
+        open_dataset(spec)
+
+
 @pytest.mark.parametrize(
     "spec", ["scenes:test", "photo:nope:2", "scenes:test:0", "scenes:test:2:8"]
 )
@@ -311,7 +331,14 @@ def test_eval_reports_the_new_metrics(capsys):
     assert amg["images"] == 1 and amg["points_per_side"] == 32
     # The table prints every row of the same report (one AMG run: it is the slow part).
     table = format_table(report)
-    for label in ("boundary F", "objects (area >= 24^2 px)", "tiny", "automatic masks", "AR@100"):
+    for label in (
+        "boundary F",
+        "objects (area >= 24^2 px)",
+        "tiny",
+        "automatic masks",
+        "AR@100",
+        "image encoding, 640 x 480",
+    ):
         assert label in table
     for name in report["size_split"]:
         assert f"    {name}" in table

@@ -1,7 +1,8 @@
 """`segany eval --data SPEC`: point-prompt metrics of a model on a dataset (1-point and oracle
 mIoU, NoC@85 / NoC@90, boundary F-score), as interactive-segmentation papers report them, for
 all masks, by COCO size class, and for objects of at least 24 x 24 px apart from tiny ones;
-with `--amg`, also the AR@100 of the model's automatic masks under its own defaults.
+with `--amg`, also the AR@100 of the model's automatic masks under its own defaults; and the
+time the model takes to encode a 640 x 480 image.
 
 The data spec, the options, the model name and the checkpoint are checked before the model is
 built.
@@ -31,6 +32,7 @@ _ROWS = (
     ("nof85", "never reached 85 (NoF@85)", "{}"),
     ("nof90", "never reached 90 (NoF@90)", "{}"),
     ("boundary_f", "boundary F (1-point mask)", "{:.4f}"),
+    ("encoding_ms", "image encoding, 640 x 480 (ms)", "{:.1f}"),
 )
 # (JSON key, label, format) of a size class's row.
 _CLASS_COLUMNS = (
@@ -87,8 +89,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from segany.data.spec import open_dataset
     from segany.evaluation import EvalConfig, Evaluator
+    from segany.evaluation.timing import encoding_milliseconds
     from segany.predictor import SamPredictor
 
     config = EvalConfig(max_clicks=args.max_clicks, min_area=args.min_area)
@@ -109,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "data": args.data,
         **summary.to_dict(),
+        "encoding_ms": encoding_milliseconds(model),
+        "threads": torch.get_num_threads(),
         "amg": _amg_scores(model, dataset, config) if args.amg else None,
     }
     print(json.dumps(report, indent=2) if args.json else format_table(report))
@@ -144,7 +151,8 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"  {label:<{width}}  {form.format(report[key])}")
     lines.append(
         f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
-        f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px)"
+        f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px; encoding: "
+        f"set_image's median of 5 on {report['threads']} threads)"
     )
     side = report["tiny_side"]
     lines.append(f"  objects (area >= {side}^2 px) and tiny masks (< {side}^2) apart:")

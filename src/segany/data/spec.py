@@ -18,6 +18,9 @@ coco:ANNOTATIONS.json           a COCO instances file `segany amg --format coco`
                                 where the manifest.json beside it says)
 coco:ANNOTATIONS.json:IMAGE_DIR a COCO instances file and the folder its file names are in
 folder:DIR                      a folder of image + PNG mask pairs
+SPEC + SPEC [+ ...]             the datasets interleaved (sample i from dataset i % k), each
+                                giving the same number of samples (e.g. for training on
+                                "scenes:train:100000 + photo:train:100000")
 
 Paths are separated by ":"; on Windows a drive letter ("C:\\data") stays part of its path.
 Images are read upright (EXIF orientation applied) by every reader, as `segany amg` and
@@ -33,6 +36,7 @@ from typing import NoReturn
 
 from segany.data.coco import CocoDataset
 from segany.data.folder import MaskFolder
+from segany.data.mixed import Interleaved
 from segany.data.photos import photo_textures
 from segany.data.pool import SceneDataset
 from segany.data.sa1b import SA1BDataset
@@ -43,6 +47,7 @@ from segany.formats.manifest import MANIFEST_FILE
 
 DEFAULT_SIZE = 256  # synthetic: (v1)
 V2_SIZE = 512  # scenes: and photo:
+MIX_SEPARATOR = " + "
 
 SPEC_FORMS = (
     "synthetic:SPLIT:COUNT[:SIZE] (SPLIT one of train, val, test; e.g. synthetic:test:200:256)",
@@ -55,6 +60,7 @@ SPEC_FORMS = (
     "coco:ANNOTATIONS.json (written by segany amg, with its manifest.json)",
     "coco:ANNOTATIONS.json:IMAGE_DIR",
     "folder:DIR",
+    "SPEC + SPEC (datasets interleaved; e.g. scenes:train:1000 + photo:train:1000)",
 )
 
 
@@ -90,6 +96,8 @@ def open_dataset(spec: str) -> Sequence[Sample]:
     Raises `DataError` for a spec of no known form, with the accepted forms, and for a dataset
     that is missing or unreadable.
     """
+    if MIX_SEPARATOR in spec:
+        return Interleaved([open_dataset(part.strip()) for part in spec.split(MIX_SEPARATOR)])
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         _bad(spec, "expected KIND:ARGUMENTS")

@@ -1,7 +1,11 @@
 """Upper bounds on the 1-point scores of any model on a synthetic test split, from the
 ground truth alone (no model runs). Reproduces the ceilings in ../NOTES.md:
 
-    python training/segany-tiny/experiments/ceilings.py [--images 50] [--size 256]
+    python training/segany-tiny/experiments/ceilings.py [--data synthetic:test:50:256]
+    python training/segany-tiny/experiments/ceilings.py --data scenes:test:30   # issue 13's
+
+The rows are the size classes `segany eval` reports: all masks, "objects" (at least 24 x 24 px)
+and "tiny" ones, then COCO's small / medium / large.
 
 Two limits are measured, each per COCO size class as `segany eval` reports them:
 
@@ -22,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segany.data.synthetic import SceneConfig, make_scene, split_seeds
-from segany.evaluation.evaluator import SIZE_CLASSES
+from segany.data.spec import open_dataset
+from segany.evaluation.evaluator import SIZE_CLASSES, TINY_SIDE
 from segany.evaluation.metrics import interior_point, iou
 
 STRIDES = (8, 4, 2)
@@ -39,16 +43,18 @@ def pooled(mask: np.ndarray, stride: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--data", default="synthetic:test:50:256", help="a data spec")
+    parser.add_argument("--min-area", type=int, default=16, help="as segany eval's")
     args = parser.parse_args()
 
-    config = SceneConfig(height=args.size, width=args.size)
+    data = open_dataset(args.data)
     rows: list[dict[str, float]] = []
-    for seed in split_seeds("test", args.images):
-        masks = make_scene(seed, config).masks  # (M, H, W)
+    for sample in data:
+        masks = sample.masks.take(range(len(sample.masks)))  # (M, H, W) bool
         areas = masks.sum(axis=(1, 2))
         for i, mask in enumerate(masks):
+            if areas[i] < args.min_area:
+                continue
             x, y = interior_point(mask)
             holders = np.flatnonzero(masks[:, y, x])
             row = {"area": float(areas[i])}
@@ -60,9 +66,10 @@ def main() -> None:
             rows.append(row)
 
     columns = ["ambiguous", "random", "smallest", *(f"stride {s}" for s in STRIDES)]
-    print(f"{len(rows)} masks in {args.images} test scenes of {args.size} px")
+    print(f"{len(rows)} masks in {len(data)} images of {args.data}")
     print(f"{'class':<8} {'masks':>6} " + " ".join(f"{c:>10}" for c in columns))
-    for name, low, high in (("all", 0, None), *SIZE_CLASSES):
+    split = (("objects", TINY_SIDE**2, None), ("tiny", 0, TINY_SIDE**2))
+    for name, low, high in (("all", 0, None), *split, *SIZE_CLASSES):
         chosen = [r for r in rows if low <= r["area"] and (high is None or r["area"] < high)]
         if not chosen:
             continue
