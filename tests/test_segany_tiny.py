@@ -191,12 +191,13 @@ def test_ceilings_pooling_keeps_grid_aligned_squares_and_loses_dots():
 
 def test_ceilings_script_prints_a_row_per_size_class(capsys, monkeypatch):
     ceilings = _experiment_module("ceilings")
-    monkeypatch.setattr("sys.argv", ["ceilings.py", "--images", "2", "--size", "96"])
+    monkeypatch.setattr("sys.argv", ["ceilings.py", "--data", "scenes:test:2:96"])
     ceilings.main()
     lines = capsys.readouterr().out.splitlines()
+    assert "scenes:test:2:96" in lines[0]
     assert "smallest" in lines[1] and "stride 8" in lines[1]
     rows = {line.split()[0]: [float(v) for v in line.split()[2:]] for line in lines[2:]}
-    assert "all" in rows
+    assert "all" in rows and "objects" in rows
     for values in rows.values():
         assert all(0.0 <= v <= 1.0 for v in values)
     ambiguous, random_choice, smallest = rows["all"][:3]
