@@ -8,8 +8,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
+from segany.errors import ConfigError
+from segany.modeling.build import build_model
 from segany.modeling.config import PyramidEncoderConfig
 from segany.modeling.pyramid_encoder import PyramidEncoder
 from segany.registry import build_sam, detect_variant, get_spec
@@ -29,7 +32,7 @@ def test_pyramid_encoder_gives_a_stride_8_embedding_within_the_parameter_budget(
 
 
 def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
-    """All three stages (2 steps each), then the held-out evaluation of the result."""
+    """All four stages (2 steps each; two of them at 256 px), then the held-out evaluation."""
     env = {**os.environ, "SEGANY_RUNS": str(tmp_path), "OMP_NUM_THREADS": "2"}
     done = subprocess.run(
         ["bash", str(ROOT / "training/segany-tiny-v2/train.sh"), "--smoke"],
@@ -40,11 +43,12 @@ def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = tmp_path / "segany-tiny-v2-smoke"
-    for stage in (1, 2, 3):
+    for stage in (1, 2, 3, 4):
         lines = (runs / f"stage{stage}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == [1, 2]
     for split in ("scenes", "photo"):
         report = json.loads((runs / f"eval_{split}.json").read_text())
+        assert report["encoding_ms"] > 0
         assert report["model"] == "segany-tiny-v2" and report["images"] == 1
         assert {"boundary_f", "amg"} <= report.keys()
 
@@ -59,3 +63,33 @@ def test_the_committed_stage_checkpoints_load_and_continue_the_run():
         assert detect_variant(model.state_dict()) == "segany-tiny-v2"
         log = path.with_suffix(".jsonl").read_text().splitlines()
         assert json.loads(log[-1])["step"] == len(log)
+
+
+def test_the_same_weights_run_at_a_lower_input_size():
+    """Stages 2 and 3 train at 256 px: the learned positions (a 32 x 32 grid) are resized to
+    the 16 x 16 stride-16 grid, and the weights keep their shapes, so they load back at 512."""
+    spec = get_spec("segany-tiny-v2")
+    half = spec.at_image_size(256)
+    assert half.image_size == 256 and half.embedding_size == 32
+    assert spec.at_image_size(512) is spec
+    full = build_sam("segany-tiny-v2", pretrained=False, seed=0)
+    small = build_model(half).eval()
+    small.load_state_dict(full.state_dict())  # strict: same keys, same shapes
+    image = torch.rand(1, 3, 256, 256)
+    with torch.inference_mode():
+        assert small.image_encoder(image).shape == (1, 128, 32, 32)
+        # At the learned grid's own size nothing is resized: the model is unchanged.
+        again = build_model(spec.at_image_size(256).at_image_size(512)).eval()
+        again.load_state_dict(full.state_dict())
+        big = torch.rand(1, 3, 512, 512)
+        assert torch.equal(again.image_encoder(big), full.image_encoder(big))
+    assert detect_variant(small.state_dict()) == "segany-tiny-v2"
+    loaded = build_sam("segany-tiny-v2", pretrained=False, seed=0, image_size=256)
+    assert loaded.image_size == 256 and loaded.spec.image_size == 256
+
+
+def test_lower_input_size_is_refused_where_the_weights_do_not_allow_it():
+    with pytest.raises(ConfigError, match="1024 px only"):
+        get_spec("vit_b").at_image_size(512)
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        get_spec("segany-tiny-v2").at_image_size(100)

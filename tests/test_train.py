@@ -185,6 +185,7 @@ def test_lr_schedule():
     "text, message",
     [
         ('[model]\ntrainable = "encoder"\n', "trainable"),
+        ("[model]\nimage_size = -256\n", "image_size"),
         ("[optim]\nlearning_rate = 0.1\n", "learning_rate"),
         ("[training]\nmax_steps = 1\n", "training"),
         ('[loop]\nmax_steps = "ten"\n', "max_steps"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import torch
 
 from segany.checkpoints import detect_variant as _detect_among
 from segany.checkpoints import load_checkpoint_into
-from segany.errors import CheckpointError, ModelNotFoundError
+from segany.errors import CheckpointError, ConfigError, ModelNotFoundError
 from segany.modeling.build import build_model
 from segany.modeling.config import (
     ConvEncoderConfig,
@@ -64,6 +65,21 @@ class ModelSpec:
     @property
     def embedding_size(self) -> int:
         return self.encoder.embedding_size
+
+    def at_image_size(self, image_size: int) -> ModelSpec:
+        """This model for image_size px inputs, with the same weights (their shapes do not
+        change): for training at a lower resolution first. Only encoders whose weights allow
+        it (`PyramidEncoderConfig`); `ConfigError` otherwise."""
+        if image_size == self.image_size:
+            return self
+        resize = getattr(self.encoder, "at_image_size", None)
+        if resize is None:
+            raise ConfigError(f"{self.name}'s encoder runs at {self.image_size} px only")
+        try:
+            encoder = resize(image_size)
+        except ValueError as e:
+            raise ConfigError(f"{self.name} at {image_size} px: {e}") from None
+        return dataclasses.replace(self, encoder=encoder)
 
     @property
     def bundled_path(self) -> Path | None:
@@ -288,6 +304,7 @@ def build_sam(
     device: str | torch.device = "cpu",
     pretrained: bool = True,
     seed: int | None = None,
+    image_size: int | None = None,
 ) -> Sam:
     """Build model `name` with the weights `resolve_weights` picks, in eval mode on `device`.
 
@@ -296,10 +313,14 @@ def build_sam(
         raises `WeightsNotFoundError` if there are none.
     pretrained=False (and no checkpoint): random weights, drawn from torch's global RNG, or
         from `seed` when given (the global RNG is then left untouched).
+    image_size: run the model at this input size instead of its own (`ModelSpec.at_image_size`;
+        the same weights load).
     The model's `spec` attribute is the `ModelSpec` it was built from.
     """
     spec = get_spec(name)
     weights = resolve_weights(spec, checkpoint, pretrained)
+    if image_size is not None:
+        spec = spec.at_image_size(image_size)
     if weights is None and seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -6,6 +6,7 @@ the builders in `segany.modeling.build` turn them into modules.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -198,7 +199,10 @@ class PyramidEncoderConfig:
 
     Maps a (B, 3, img_size, img_size) image to a (B, out_chans, img_size // 8, img_size // 8)
     embedding. dims: channels at strides 4, 8, 16; depths: residual blocks at each;
-    dilations: cycled over each stage's blocks; global_blocks: attention blocks at stride 16.
+    dilations: cycled over each stage's blocks; global_blocks: attention blocks at stride 16;
+    pos_grid: side of the learned position grid (0: the stride-16 grid of img_size); a
+    different side is resized to the stride-16 grid on the fly, so weights learned at one
+    input size run at another (training at a lower resolution first, see `at_image_size`).
     """
 
     img_size: int = 512
@@ -209,8 +213,11 @@ class PyramidEncoderConfig:
     num_heads: int = 6
     mlp_ratio: float = 2.0
     out_chans: int = 128
+    pos_grid: int = 0
 
     def __post_init__(self) -> None:
+        if self.pos_grid < 0:
+            raise ValueError(f"PyramidEncoderConfig: pos_grid {self.pos_grid} is negative")
         if self.img_size % 16:
             raise ValueError(f"PyramidEncoderConfig: img_size {self.img_size} not a multiple of 16")
         if self.dims[2] % self.num_heads:
@@ -222,15 +229,24 @@ class PyramidEncoderConfig:
 
     @property
     def context_size(self) -> int:
-        """Side of the stride-16 map that the global-attention blocks (and pos_embed) cover."""
+        """Side of the stride-16 map that the global-attention blocks cover."""
         return self.img_size // 16
+
+    @property
+    def position_grid(self) -> int:
+        """Side of the learned position grid (pos_embed's last two dimensions)."""
+        return self.pos_grid or self.context_size
+
+    def at_image_size(self, img_size: int) -> PyramidEncoderConfig:
+        """The same encoder, same weights (its position grid kept), for img_size px inputs."""
+        return dataclasses.replace(self, img_size=img_size, pos_grid=self.position_grid)
 
     def fingerprint(self) -> Fingerprint:
         return {
             "encoder": "pyramid",
             "width": self.dims[0],
             "depth": tuple(self.depths),
-            "grid": self.context_size,
+            "grid": self.position_grid,
             "neck": (self.out_chans, self.dims[2]),
         }
 

@@ -51,7 +51,7 @@ class PyramidEncoder(nn.Module):
         self.stage2 = _stage(c2, config.depths[1], config.dilations)
         self.down2 = ConvNormAct(c2, c3, stride=2)
         self.stage3 = _stage(c3, config.depths[2], config.dilations)
-        grid = config.context_size
+        grid = config.position_grid
         self.pos_embed = nn.Parameter(torch.zeros(1, c3, grid, grid))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.context = nn.Sequential(
@@ -75,7 +75,16 @@ class PyramidEncoder(nn.Module):
         x = self.stage1(self.stem(x.contiguous(memory_format=torch.channels_last)))
         middle = self.stage2(self.down1(x))  # (B, C2, S/8, S/8)
         coarse = self.context(
-            self.stage3(self.down2(middle)) + self.pos_embed
+            self.stage3(self.down2(middle)) + self._positions()
         )  # (B, C3, S/16, S/16)
         up = F.interpolate(coarse, scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.neck(self.fuse(up + self.lateral(middle))).contiguous()
+
+    def _positions(self) -> torch.Tensor:
+        """(1, C3, S/16, S/16) learned positions, resized when learned on another grid."""
+        grid = self.config.context_size
+        if self.pos_embed.shape[-1] == grid:
+            return self.pos_embed
+        return F.interpolate(
+            self.pos_embed, size=(grid, grid), mode="bilinear", align_corners=False
+        )

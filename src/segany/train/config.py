@@ -45,6 +45,9 @@ class ModelConfig:
     from random weights.
     trainable: "all", "decoder" (mask decoder only) or "decoder+prompt" (mask decoder and
     prompt encoder). With a frozen image encoder, embeddings are cached in memory.
+    image_size: train at this input size instead of the model's own (0), for models whose
+    weights allow it (segany-tiny-v2): a cheaper first stage at a lower resolution; the
+    weights saved load into the model at its own size.
     """
 
     name: str = "test_tiny"
@@ -52,8 +55,11 @@ class ModelConfig:
     pretrained: bool = False
     trainable: str = "all"
     embedding_cache: int = 4096  # images whose embeddings are kept when the encoder is frozen
+    image_size: int = 0
 
     def __post_init__(self) -> None:
+        if self.image_size < 0:
+            raise ConfigError(f"model.image_size = {self.image_size} must be 0 or a size in px")
         if self.trainable not in TRAINABLE:
             raise ConfigError(
                 f"model.trainable = {self.trainable!r}; expected one of {', '.join(TRAINABLE)}"

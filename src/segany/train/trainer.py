@@ -114,7 +114,13 @@ class Trainer:
                 f"{world.size} processes"
             )
         torch.manual_seed(loop.seed)
-        model = build_sam(cfg.model.name, cfg.model.checkpoint, device, cfg.model.pretrained)
+        model = build_sam(
+            cfg.model.name,
+            cfg.model.checkpoint,
+            device,
+            cfg.model.pretrained,
+            image_size=cfg.model.image_size or None,
+        )
         set_trainable(model, cfg.model.trainable)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
