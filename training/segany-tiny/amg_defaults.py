@@ -7,7 +7,16 @@ class-agnostic AR@100 (`segany.evaluation.proposals`, pycocotools' COCOeval), an
 best setting again on the *test* scenes, so the figure in the README is not tuned on.
 
     python training/segany-tiny/amg_defaults.py [--val synthetic:val:8:256] \
-        [--test synthetic:test:16:256] [--checkpoint PATH] [--json OUT.json]
+        [--test synthetic:test:16:256] [--checkpoint PATH] [--json OUT.json] \
+        [--points-per-side 16 32] [--pred-iou 0.1 0.3 0.5] [--stability 0.4 0.6 0.8]
+
+segany-tiny-v2's defaults (a model whose IoU head is better calibrated, at 512 px where a
+grid costs four times as much: a smaller sweep):
+
+    python training/segany-tiny/amg_defaults.py --model segany-tiny-v2 \
+        --val "scenes:val:3 + photo:val:3" --test "scenes:test:6 + photo:test:6" \
+        --points-per-side 32 --pred-iou 0.5 0.7 0.8 --stability 0.8 0.9 \
+        --json training/segany-tiny-v2/amg_defaults.json
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ def main() -> None:
     parser.add_argument("--val", default="synthetic:val:8:256")
     parser.add_argument("--test", default="synthetic:test:16:256")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--points-per-side", type=int, nargs="+", default=POINTS_PER_SIDE)
+    parser.add_argument("--pred-iou", type=float, nargs="+", default=PRED_IOU)
+    parser.add_argument("--stability", type=float, nargs="+", default=STABILITY)
     parser.add_argument("--json", help="also write every row and the choice here")
     parser.add_argument(
         "--reuse", help="take the sweep's rows from this earlier --json output (re-choose, re-test)"
@@ -58,7 +70,7 @@ def main() -> None:
     if args.reuse:
         with open(args.reuse, encoding="utf-8") as f:
             rows = json.load(f)["sweep"]
-    grid = itertools.product(POINTS_PER_SIDE, PRED_IOU, STABILITY)
+    grid = itertools.product(args.points_per_side, args.pred_iou, args.stability)
     for side, iou, stability in [] if rows else grid:
         config = AmgConfig(
             points_per_side=side,
