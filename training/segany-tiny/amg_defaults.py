@@ -15,7 +15,7 @@ grid costs four times as much: a smaller sweep):
 
     python training/segany-tiny/amg_defaults.py --model segany-tiny-v2 \
         --val "scenes:val:3 + photo:val:3" --test "scenes:test:6 + photo:test:6" \
-        --points-per-side 32 --pred-iou 0.5 0.7 0.8 --stability 0.8 0.9 \
+        --points-per-side 32 --pred-iou 0.2 0.35 0.5 --stability 0.6 0.8 \
         --json training/segany-tiny-v2/amg_defaults.json
 """
 
