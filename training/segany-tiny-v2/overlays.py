@@ -7,7 +7,7 @@ on the right):
 - MODEL-sample.png: examples/sample.png, one click on each drawn shape (its ground truth is
   `segany.data.sample_scene`'s shapes: the disc is checked by a test, the others are drawn
   by eye).
-- MODEL-photo.png: a held-out photo-texture scene (`photo:test`), one click at the interior
+- MODEL-photo.jpg: a held-out photo-texture scene (`photo:test`), one click at the interior
   point of each whole object, the model's most confident of its three masks.
 """
 
@@ -89,8 +89,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sample_overlay(predictor).save(out / f"{args.model}-sample.png", optimize=True)
-    photo_overlay(predictor, args.scene).save(out / f"{args.model}-photo.png", optimize=True)
-    print(f"wrote {out}/{args.model}-sample.png and {args.model}-photo.png")
+    photo = photo_overlay(predictor, args.scene)  # a JPEG: the photo crops do not compress in PNG
+    photo.save(out / f"{args.model}-photo.jpg", quality=85, optimize=True)
+    print(f"wrote {out}/{args.model}-sample.png and {args.model}-photo.jpg")
 
 
 if __name__ == "__main__":
