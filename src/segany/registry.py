@@ -160,15 +160,17 @@ register(
         description="MobileSAM TinyViT-5M encoder with SAM's decoder (Zhang et al., 2023)",
     )
 )
+# segany's own models use SAM's decoder at width 128.
+SEGANY_DECODER = DecoderConfig(
+    transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
+)
 # segany's own model, trained by `segany train` on synthetic scenes; its weights ship in the
 # package (see `bundled`), so it works without a download.
 register(
     ModelSpec(
         name="segany-tiny",
         encoder=ConvEncoderConfig(),
-        decoder=DecoderConfig(
-            transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
-        ),
+        decoder=SEGANY_DECODER,
         bundled="segany_tiny.safetensors",
         # Measured by training/segany-tiny/amg_defaults.py (AR@100 on held-out scenes): with
         # SAM's 0.88 / 0.95 this model keeps almost nothing (0.02), with these 0.26.
@@ -185,9 +187,7 @@ register(
     ModelSpec(
         name="segany-tiny-v2",
         encoder=PyramidEncoderConfig(),
-        decoder=DecoderConfig(
-            transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
-        ),
+        decoder=SEGANY_DECODER,
         # Measured by training/segany-tiny/amg_defaults.py (AR@100 on held-out v2 scenes and
         # photo scenes): SAM's 0.88 / 0.95 keep almost nothing (0.03), these 0.38.
         amg_defaults=MappingProxyType(

@@ -137,12 +137,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, out_chans, S / s, S / s), a contiguous tensor."""
-        size = self.config.img_size
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
-            raise ImageError(
-                f"ConvEncoder expects a (B, 3, {size}, {size}) image batch; "
-                f"got shape {tuple(x.shape)}"
-            )
+        check_image_batch(x, self.config.img_size, "ConvEncoder")
         fine = self.stage1(self.stem(x.contiguous(memory_format=torch.channels_last)))
         x = self.stage2(self.down(fine))
         x = self.context(x + self.pos_embed)
@@ -150,3 +145,11 @@ class ConvEncoder(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = self.fuse(x + self.lateral(fine))
         return self.neck(x).contiguous()
+
+
+def check_image_batch(x: torch.Tensor, size: int, encoder: str) -> None:
+    """`ImageError` unless x is a (B, 3, size, size) batch, the input `encoder` expects."""
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
+        raise ImageError(
+            f"{encoder} expects a (B, 3, {size}, {size}) image batch; got shape {tuple(x.shape)}"
+        )

@@ -25,9 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segany.errors import ImageError
 from segany.modeling.config import PyramidEncoderConfig
-from segany.modeling.conv_encoder import ConvNormAct, GlobalBlock, ResidualBlock, sam_neck
+from segany.modeling.conv_encoder import (
+    ConvNormAct,
+    GlobalBlock,
+    ResidualBlock,
+    check_image_batch,
+    sam_neck,
+)
 
 
 def _stage(dim: int, depth: int, dilations: tuple[int, ...]) -> nn.Sequential:
@@ -66,12 +71,7 @@ class PyramidEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, out_chans, S / 8, S / 8), a contiguous tensor."""
-        size = self.config.img_size
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
-            raise ImageError(
-                f"PyramidEncoder expects a (B, 3, {size}, {size}) image batch; "
-                f"got shape {tuple(x.shape)}"
-            )
+        check_image_batch(x, self.config.img_size, "PyramidEncoder")
         x = self.stage1(self.stem(x.contiguous(memory_format=torch.channels_last)))
         middle = self.stage2(self.down1(x))  # (B, C2, S/8, S/8)
         coarse = self.context(
