@@ -390,9 +390,11 @@ def test_eval_command_prints_json_metrics(capsys):
         "amg",
         "encoding_ms",
         "threads",
+        "encoder_dtype",
     }
     assert set(report) == expected
     assert report["encoding_ms"] > 0 and report["threads"] >= 1
+    assert report["encoder_dtype"] == "float32"  # test_tiny declares no faster dtype
     assert report["amg"] is None  # only with --amg
     assert report["masks"] == 3 and report["model"] == "test_tiny"
     assert sum(row["masks"] for row in report["by_size"].values()) == 3

@@ -314,6 +314,37 @@ def test_bf16_autocast_keeps_float32_outputs(model, image):
             np.testing.assert_allclose(g, w, atol=0.05, rtol=0)
 
 
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("name", sorted(segany.list_models()))
+def test_encoder_runs_in_the_measured_dtype_only_where_native(monkeypatch, name, native):
+    """ "auto" takes a model's measured encoder dtype on devices with bfloat16 units; the
+    reference models declare none, so they stay float32 (and match the reference) anywhere."""
+    monkeypatch.setattr(segany.predictor, "computes_bfloat16_natively", lambda device: native)
+    spec = segany.get_spec(name)
+    built = type("Built", (), {"spec": spec, "device": torch.device("cpu")})()
+    predictor = SamPredictor(built)
+    expected = spec.encoder_autocast if native else None
+    assert predictor.encoder_dtype() == expected
+    assert SamPredictor(built, encoder_autocast=None).encoder_dtype() is None
+    if spec.name == "segany-tiny-v2":
+        assert spec.encoder_autocast == torch.bfloat16
+    if spec.checkpoint_name is not None and spec.checkpoint_name.startswith(("sam_", "mobile")):
+        assert spec.encoder_autocast is None
+
+
+def test_encoder_autocast_option_runs_the_encoder_alone_in_bfloat16(model, image):
+    exact = SamPredictor(model, encoder_autocast=None)
+    fast = SamPredictor(model, encoder_autocast=torch.bfloat16)
+    assert fast.encoder_dtype() == torch.bfloat16 and exact.encoder_dtype() is None
+    exact.set_image(image)
+    fast.set_image(image)
+    want, got = exact.get_image_embedding(), fast.get_image_embedding()
+    assert got.dtype == torch.float32 and not torch.equal(got, want)  # it did run in bf16
+    assert float((got - want).norm() / want.norm()) < 0.02
+    with pytest.raises(segany.ConfigError, match="encoder_autocast"):
+        SamPredictor(model, encoder_autocast="fast")
+
+
 # ---- several boxes in one call ----------------------------------------------------------------
 
 

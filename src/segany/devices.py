@@ -31,3 +31,15 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r}: MPS is not available here; use cpu")
     return device
+
+
+def computes_bfloat16_natively(device: torch.device) -> bool:
+    """Whether `device` has bfloat16 arithmetic: CUDA GPUs that support it, and CPUs with
+    AVX512-BF16 or AMX (oneDNN runs bfloat16 convolutions and matrix products there faster
+    than float32). Elsewhere bfloat16 is emulated and far slower, so autocast is not used."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)

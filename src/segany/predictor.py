@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from segany.errors import ImageError, PromptError
+from segany.devices import computes_bfloat16_natively
+from segany.errors import ConfigError, ImageError, PromptError
 from segany.modeling.sam import Sam
 from segany.modeling.two_way_transformer import ImageSide
 from segany.transforms import (
@@ -40,17 +41,51 @@ class SamPredictor:
     `predict_torch` are already in the model-input frame (see `segany.transforms`).
     """
 
-    def __init__(self, sam_model: Sam, autocast_dtype: torch.dtype | None = None) -> None:
-        """`autocast_dtype=torch.bfloat16` runs the networks under autocast (for GPUs; on
-        CPUs without bf16 units it is far slower than float32). Outputs stay float32."""
+    def __init__(
+        self,
+        sam_model: Sam,
+        autocast_dtype: torch.dtype | None = None,
+        encoder_autocast: torch.dtype | str | None = "auto",
+    ) -> None:
+        """`autocast_dtype=torch.bfloat16` runs all the networks under autocast (for GPUs; on
+        CPUs without bf16 units it is far slower than float32).
+
+        `encoder_autocast` does so for the image encoder alone. "auto": the model's measured
+        `ModelSpec.encoder_autocast` where the device computes that dtype natively
+        (`segany.devices.computes_bfloat16_natively`), float32 otherwise; the reference models
+        declare none, so they always run in float32 and match the reference. None: float32.
+        Outputs stay float32. `ConfigError` for any other value.
+        """
+        if not (encoder_autocast in (None, "auto") or isinstance(encoder_autocast, torch.dtype)):
+            raise ConfigError(
+                f"encoder_autocast must be 'auto', None or a torch dtype, got {encoder_autocast!r}"
+            )
         self.model = sam_model
         self.autocast_dtype = autocast_dtype
+        self.encoder_autocast = encoder_autocast
         self.reset_image()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def encoder_dtype(self) -> torch.dtype | None:
+        """The dtype the image encoder runs in under autocast now, None for float32."""
+        if self.autocast_dtype is not None:
+            return self.autocast_dtype
+        if self.encoder_autocast != "auto":
+            return self.encoder_autocast
+        measured = getattr(getattr(self.model, "spec", None), "encoder_autocast", None)
+        if measured is None or not computes_bfloat16_natively(self.device):
+            return None
+        return measured
+
+    def _encoder_autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.encoder_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     @property
     def device(self) -> torch.device:
@@ -98,7 +133,7 @@ class SamPredictor:
         self.original_size = (int(original_image_size[0]), int(original_image_size[1]))
         self.input_size = (int(transformed_image.shape[2]), int(transformed_image.shape[3]))
         image = self.model.preprocess(transformed_image.to(torch.float32))
-        with self._autocast():
+        with self._encoder_autocast():
             self.features = self.model.image_encoder(image).float()
         self.is_image_set = True
 
@@ -297,7 +332,7 @@ class SamPredictor:
             h, w = resized.shape[:2]
             input_sizes.append((h, w))
             batch[i] = self.model.preprocess(resized.permute(2, 0, 1)[None].to(batch))[0]
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._encoder_autocast():
             embeddings = self.model.image_encoder(batch).float()
         results = []
         for rgb, embedding, prompt in zip(rgbs, embeddings, prompts, strict=True):

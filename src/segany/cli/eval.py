@@ -106,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     # Random weights (no checkpoint) are seeded: the same numbers every run.
     model = load_model(spec, checkpoint, device)
-    summary = Evaluator(SamPredictor(model), config).evaluate(
+    predictor = SamPredictor(model)
+    summary = Evaluator(predictor, config).evaluate(
         dataset, max_masks=args.max_masks, progress=not args.quiet
     )
+    encoder_dtype = predictor.encoder_dtype() or torch.float32
     report = {
         "model": spec.name,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         **summary.to_dict(),
         "encoding_ms": encoding_milliseconds(model),
         "threads": torch.get_num_threads(),
+        "encoder_dtype": str(encoder_dtype).removeprefix("torch."),
         "amg": _amg_scores(model, dataset, config) if args.amg else None,
     }
     print(json.dumps(report, indent=2) if args.json else format_table(report))
@@ -152,7 +155,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
         f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px; encoding: "
-        f"set_image's median of 5 on {report['threads']} threads)"
+        f"set_image's median of 5 on {report['threads']} threads, encoder in "
+        f"{report['encoder_dtype']})"
     )
     side = report["tiny_side"]
     lines.append(f"  objects (area >= {side}^2 px) and tiny masks (< {side}^2) apart:")
