@@ -107,6 +107,24 @@ def test_frozen_encoder_is_unchanged(tmp_path, scenes):
     assert len(changed) > 10
 
 
+def test_iou_head_stage_changes_the_iou_head_alone(tmp_path, scenes):
+    """trainable = "iou_head" retrains the choice among the 3 masks: every other weight, and
+    so every mask, stays bit-identical."""
+    torch.manual_seed(0)
+    start = build_sam("test_tiny", pretrained=False).state_dict()
+    torch.save(start, tmp_path / "start.pth")
+    config = make_config(
+        tmp_path / "run",
+        3,
+        model={"trainable": "iou_head", "checkpoint": str(tmp_path / "start.pth")},
+    )
+    end = weights(Trainer(config, scenes, scenes[:1]).fit())
+    head = "mask_decoder.iou_prediction_head."
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    assert changed and all(k.startswith(head) for k in changed)
+    assert {k for k in start if k.startswith(head) and k.endswith("weight")} <= changed
+
+
 def test_resume_equals_straight_run(tmp_path, scenes):
     straight = weights(Trainer(make_config(tmp_path / "a", 6), scenes).fit())
     first = make_config(tmp_path / "b", 3, loop={"checkpoint_every": 3})

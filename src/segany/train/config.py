@@ -21,7 +21,7 @@ from typing import Any
 
 from segany.errors import ConfigError
 
-TRAINABLE = ("all", "decoder", "decoder+prompt")
+TRAINABLE = ("all", "decoder", "decoder+prompt", "iou_head")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ class ModelConfig:
     model's own weights (shipped with segany, or downloaded: `segany.build_sam`'s rule, e.g.
     to fine-tune segany-tiny on an exported project) and `pretrained = false` (the default)
     from random weights.
-    trainable: "all", "decoder" (mask decoder only) or "decoder+prompt" (mask decoder and
-    prompt encoder). With a frozen image encoder, embeddings are cached in memory.
+    trainable: "all", "decoder" (mask decoder only), "decoder+prompt" (mask decoder and
+    prompt encoder) or "iou_head" (the decoder's IoU-prediction MLP alone: the masks stay
+    exactly as they are and only the choice among them is retrained). With a frozen image
+    encoder, embeddings are cached in memory.
     image_size: train at this input size instead of the model's own (0), for models whose
     weights allow it (segany-tiny-v2): a cheaper first stage at a lower resolution; the
     weights saved load into the model at its own size.

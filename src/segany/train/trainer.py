@@ -44,11 +44,12 @@ def lr_factor(step: int, warmup_steps: int, milestones: Sequence[int], gamma: fl
 
 def set_trainable(model: Sam, trainable: str) -> None:
     """Freeze all of `model` but the parts `trainable` names ("all", "decoder",
-    "decoder+prompt"), and put it in training mode (see `training_mode`)."""
+    "decoder+prompt", "iou_head"), and put it in training mode (see `training_mode`)."""
     parts = {
         "all": (model,),
         "decoder": (model.mask_decoder,),
         "decoder+prompt": (model.mask_decoder, model.prompt_encoder),
+        "iou_head": (model.mask_decoder.iou_prediction_head,),
     }[trainable]
     model.requires_grad_(False)
     for part in parts:
