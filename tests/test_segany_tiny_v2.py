@@ -93,3 +93,20 @@ def test_lower_input_size_is_refused_where_the_weights_do_not_allow_it():
         get_spec("vit_b").at_image_size(512)
     with pytest.raises(ConfigError, match="multiple of 16"):
         get_spec("segany-tiny-v2").at_image_size(100)
+
+
+def test_every_v2_config_loads_and_starts_from_committed_weights():
+    """The stage configs and the IoU-head experiment parse, and every checkpoint they name
+    (the previous stage's weights) is committed."""
+    from segany.train.config import load_config
+
+    folder = ROOT / "training/segany-tiny-v2"
+    paths = sorted(folder.glob("stage*.toml")) + sorted(folder.glob("experiments/*.toml"))
+    assert len(paths) == 8
+    for path in paths:
+        config = load_config(path)
+        assert config.model.name == "segany-tiny-v2"
+        if config.model.checkpoint is not None:
+            assert (ROOT / config.model.checkpoint).is_file(), path
+    experiment = load_config(folder / "experiments/iou_head.toml")
+    assert experiment.model.trainable == "iou_head"
