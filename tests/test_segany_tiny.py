@@ -205,9 +205,22 @@ def test_ceilings_script_prints_a_row_per_size_class(capsys, monkeypatch):
         assert random_choice == smallest == 1.0
 
 
-def test_choice_script_compares_the_iou_head_with_fixed_outputs_and_the_oracle(capsys, monkeypatch):
+V2_STAGE7 = "training/segany-tiny-v2/checkpoints/stage7.safetensors"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--images", "1", "--size", "128"],
+        ["--model", "segany-tiny-v2", "--checkpoint", V2_STAGE7, "--data", "scenes:val:1:128"],
+    ],
+)
+def test_choice_script_compares_the_iou_head_with_fixed_outputs_and_the_oracle(
+    capsys, monkeypatch, options
+):
     choice = _experiment_module("choice")
-    monkeypatch.setattr("sys.argv", ["choice.py", "--images", "1", "--size", "128"])
+    monkeypatch.chdir(Path(__file__).parents[1])
+    monkeypatch.setattr("sys.argv", ["choice.py", *options])
     choice.main()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[2:4] == ["IoU", "head"]

@@ -3,11 +3,15 @@ Reproduces the output-choice table in ../NOTES.md:
 
     python training/segany-tiny/experiments/choice.py [--checkpoint FILE] [--split val]
         [--images 40] [--size 256]
+    python training/segany-tiny/experiments/choice.py --model segany-tiny-v2 \
+        --checkpoint training/segany-tiny-v2/checkpoints/stage7.safetensors \
+        --data "scenes:val:8 + photo:val:8"
 
 For every mask of at least `segany eval`'s minimum area, the model gets `segany eval`'s first
 click (the mask's interior point farthest from its border) and returns three masks. The IoU
 with the ground truth is then averaged for each way of choosing one of the three: the IoU
-head (what `segany eval` and SAM do), a fixed output index, and the oracle (best of 3). The
+head (what `segany eval` and SAM do), a fixed output index, the highest stability score
+(SAM's, offset 1), the highest predicted IoU x stability, and the oracle (best of 3). The
 rows split the masks into "unambiguous" (the click lies in one ground-truth mask) and
 "ambiguous" (it lies in several: nested parts). Uses the validation split by default, so that
 choosing a recipe never looks at the test split.
@@ -16,19 +20,23 @@ choosing a recipe never looks at the test split.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from segany import SamPredictor, build_sam
-from segany.data.spec import SyntheticScenes
+from segany.data.sample import Sample
+from segany.data.spec import SyntheticScenes, open_dataset
 from segany.data.synthetic import SceneConfig
 from segany.evaluation.evaluator import EvalConfig
 from segany.evaluation.metrics import interior_point, iou
+from segany.masks.stability import stability_score
 
-CHOICES = ("IoU head", "output 0", "output 1", "output 2", "oracle")
+CHOICES = ("IoU head", "output 0", "output 1", "output 2", "stability", "IoUxstab", "oracle")
 
 
-def choice_rows(predictor: SamPredictor, scenes: SyntheticScenes) -> list[dict[str, float]]:
+def choice_rows(predictor: SamPredictor, scenes: Sequence[Sample]) -> list[dict[str, float]]:
     """One row per evaluated mask: the IoU of each choice in `CHOICES`, and "ambiguous" (1.0
     when the click lies in more than one ground-truth mask)."""
     min_area = EvalConfig().min_area
@@ -41,14 +49,19 @@ def choice_rows(predictor: SamPredictor, scenes: SyntheticScenes) -> list[dict[s
             if truth.sum() < min_area:
                 continue
             x, y = interior_point(truth)
-            masks, scores, _ = predictor.predict(
+            logits, scores, _ = predictor.predict(
                 point_coords=np.array([[x, y]], dtype=np.float32),
                 point_labels=np.array([1]),
                 multimask_output=True,
+                return_logits=True,
             )  # (3, H, W), (3,)
-            ious = [iou(mask, truth) for mask in masks]
+            threshold = predictor.model.mask_threshold
+            ious = [iou(mask, truth) for mask in logits > threshold]
+            stability = stability_score(torch.as_tensor(logits), threshold, 1.0).numpy()
             row = dict(zip(CHOICES[1:4], ious, strict=True))
             row["IoU head"] = ious[int(np.argmax(scores))]
+            row["stability"] = ious[int(np.argmax(stability))]
+            row["IoUxstab"] = ious[int(np.argmax(scores * stability))]
             row["oracle"] = max(ious)
             row["ambiguous"] = float(truths[:, y, x].sum() > 1)
             rows.append(row)
@@ -62,16 +75,21 @@ def mean_by_choice(rows: list[dict[str, float]]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="segany-tiny", help="registered model name")
     parser.add_argument("--checkpoint", help="weights to load (default: the shipped ones)")
+    parser.add_argument("--data", help="any `segany eval` data spec (instead of --split, ...)")
     parser.add_argument("--split", default="val", choices=("val", "test"))
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
 
-    model = build_sam("segany-tiny", checkpoint=args.checkpoint)
-    scenes = SyntheticScenes(
-        args.split, args.images, SceneConfig(height=args.size, width=args.size)
-    )
+    model = build_sam(args.model, checkpoint=args.checkpoint)
+    if args.data:
+        scenes = open_dataset(args.data)
+    else:
+        scenes = SyntheticScenes(
+            args.split, args.images, SceneConfig(height=args.size, width=args.size)
+        )
     rows = choice_rows(SamPredictor(model), scenes)
     print(f"{'masks':<12} {'count':>6} " + " ".join(f"{c:>9}" for c in CHOICES))
     groups = (("all", None), ("unambiguous", 0.0), ("ambiguous", 1.0))
