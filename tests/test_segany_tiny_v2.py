@@ -32,7 +32,7 @@ def test_pyramid_encoder_gives_a_stride_8_embedding_within_the_parameter_budget(
 
 
 def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
-    """All seven stages (2 steps each; three of them at 256 px), then the held-out evaluation."""
+    """All eight stages (2 steps each; three of them at 256 px), then the held-out evaluation."""
     env = {**os.environ, "SEGANY_RUNS": str(tmp_path), "OMP_NUM_THREADS": "2"}
     done = subprocess.run(
         ["bash", str(ROOT / "training/segany-tiny-v2/train.sh"), "--smoke"],
@@ -43,7 +43,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = tmp_path / "segany-tiny-v2-smoke"
-    for stage in (1, 2, 3, 4, 5, 6, 7):
+    for stage in (1, 2, 3, 4, 5, 6, 7, 8):
         lines = (runs / f"stage{stage}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == [1, 2]
     for split in ("scenes", "photo"):
@@ -102,7 +102,7 @@ def test_every_v2_config_loads_and_starts_from_committed_weights():
 
     folder = ROOT / "training/segany-tiny-v2"
     paths = sorted(folder.glob("stage*.toml")) + sorted(folder.glob("experiments/*.toml"))
-    assert len(paths) == 8
+    assert len(paths) == 9
     for path in paths:
         config = load_config(path)
         assert config.model.name == "segany-tiny-v2"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Train segany-tiny v2 (issue 13) in seven resumable `segany train` stages (1: one prompt at
+# Train segany-tiny v2 (issue 13) in eight resumable `segany train` stages (1: one prompt at
 # 512 px; 2: one prompt at 256 px, four times cheaper per mask; 3: interactive at 256 px;
-# 4: interactive at 512 px; 5: one prompt at 256 px again; 6 and 7: one prompt at 512 px):
+# 4: interactive at 512 px; 5: one prompt at 256 px again; 6 and 7: one prompt at 512 px;
+# 8: interactive at 512 px):
 #
 #     bash training/segany-tiny-v2/train.sh                 # continue the committed run
 #     bash training/segany-tiny-v2/train.sh --from-scratch  # the whole run from nothing
@@ -28,7 +29,7 @@ if [ "$mode" = "--smoke" ]; then
     eval_count=1
 fi
 mkdir -p "$checkpoints"
-for stage in 1 2 3 4 5 6 7; do
+for stage in 1 2 3 4 5 6 7 8; do
     if [ "$mode" = "" ] && [ -f "$checkpoints/stage$stage.safetensors" ]; then
         echo "stage $stage: committed in $checkpoints, skipped" >&2
         continue
@@ -40,7 +41,7 @@ for stage in 1 2 3 4 5 6 7; do
     if [ "$mode" = "--smoke" ]; then
         args+=(--set loop.max_steps=2 --set loop.val_every=2 --set loop.checkpoint_every=1
                --set optim.warmup_steps=1 --set data.val_images=1 --set data.val_masks=2)
-        if [ "$stage" = 3 ] || [ "$stage" = 4 ]; then
+        if [ "$stage" = 3 ] || [ "$stage" = 4 ] || [ "$stage" = 8 ]; then
             args+=(--set loop.iterations=3)
         fi
     fi
@@ -48,7 +49,7 @@ for stage in 1 2 3 4 5 6 7; do
     cp "$runs/stage$stage/model.safetensors" "$checkpoints/stage$stage.safetensors"
     cp "$runs/stage$stage/metrics.jsonl" "$checkpoints/stage$stage.jsonl"
 done
-weights="$checkpoints/stage7.safetensors"
+weights="$checkpoints/stage8.safetensors"
 for split in scenes photo; do
     segany eval --model segany-tiny-v2 --checkpoint "$weights" --amg --quiet --json \
         --data "$split:test:$eval_count:512" > "$runs/eval_$split.json"
