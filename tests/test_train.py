@@ -81,14 +81,20 @@ def test_loss_falls_and_weights_round_trip(tmp_path, scenes):
     reference.load_state_dict(saved, strict=True)
 
 
-def test_frozen_encoder_is_unchanged(tmp_path, scenes):
+def saved_start(tmp_path):
+    """Seeded test_tiny weights, and their file for model.checkpoint."""
     torch.manual_seed(0)
     start = build_sam("test_tiny", pretrained=False).state_dict()
     torch.save(start, tmp_path / "start.pth")
+    return start, str(tmp_path / "start.pth")
+
+
+def test_frozen_encoder_is_unchanged(tmp_path, scenes):
+    start, path = saved_start(tmp_path)
     config = make_config(
         tmp_path / "run",
         4,
-        model={"trainable": "decoder", "checkpoint": str(tmp_path / "start.pth")},
+        model={"trainable": "decoder", "checkpoint": path},
         loop={"val_every": 2},
         data={"val_images": 1, "val_masks": 2},
     )
@@ -110,14 +116,8 @@ def test_frozen_encoder_is_unchanged(tmp_path, scenes):
 def test_iou_head_stage_changes_the_iou_head_alone(tmp_path, scenes):
     """trainable = "iou_head" retrains the choice among the 3 masks: every other weight, and
     so every mask, stays bit-identical."""
-    torch.manual_seed(0)
-    start = build_sam("test_tiny", pretrained=False).state_dict()
-    torch.save(start, tmp_path / "start.pth")
-    config = make_config(
-        tmp_path / "run",
-        3,
-        model={"trainable": "iou_head", "checkpoint": str(tmp_path / "start.pth")},
-    )
+    start, path = saved_start(tmp_path)
+    config = make_config(tmp_path / "run", 3, model={"trainable": "iou_head", "checkpoint": path})
     end = weights(Trainer(config, scenes, scenes[:1]).fit())
     head = "mask_decoder.iou_prediction_head."
     changed = {k for k in start if not torch.equal(start[k], end[k])}

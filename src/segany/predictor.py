@@ -65,10 +65,12 @@ class SamPredictor:
         self.encoder_autocast = encoder_autocast
         self.reset_image()
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
+    def _autocast(self, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
+        """Autocast to `dtype` (default: `autocast_dtype`, for all the networks); none for None."""
+        dtype = self.autocast_dtype if dtype is None else dtype
+        if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def encoder_dtype(self) -> torch.dtype | None:
         """The dtype the image encoder runs in under autocast now, None for float32."""
@@ -80,12 +82,6 @@ class SamPredictor:
         if measured is None or not computes_bfloat16_natively(self.device):
             return None
         return measured
-
-    def _encoder_autocast(self) -> contextlib.AbstractContextManager:
-        dtype = self.encoder_dtype()
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
 
     @property
     def device(self) -> torch.device:
@@ -133,7 +129,7 @@ class SamPredictor:
         self.original_size = (int(original_image_size[0]), int(original_image_size[1]))
         self.input_size = (int(transformed_image.shape[2]), int(transformed_image.shape[3]))
         image = self.model.preprocess(transformed_image.to(torch.float32))
-        with self._encoder_autocast():
+        with self._autocast(self.encoder_dtype()):
             self.features = self.model.image_encoder(image).float()
         self.is_image_set = True
 
@@ -332,7 +328,7 @@ class SamPredictor:
             h, w = resized.shape[:2]
             input_sizes.append((h, w))
             batch[i] = self.model.preprocess(resized.permute(2, 0, 1)[None].to(batch))[0]
-        with torch.inference_mode(), self._encoder_autocast():
+        with torch.inference_mode(), self._autocast(self.encoder_dtype()):
             embeddings = self.model.image_encoder(batch).float()
         results = []
         for rgb, embedding, prompt in zip(rgbs, embeddings, prompts, strict=True):
