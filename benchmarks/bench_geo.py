@@ -1,16 +1,17 @@
 """The SamGIS-compatible service: the first request on a map extent against the same extent with
 new prompts (the embedding reused from the cache).
 
-    python benchmarks/bench_geo.py [--model segany-tiny | vit_b] [--extents 5] [--clicks 5]
-        [--threads N] [--json out.json]
+    python benchmarks/bench_geo.py [--model segany-tiny-v2 | segany-tiny | vit_b] [--extents 5]
+        [--clicks 5] [--threads N] [--json out.json]
 
 Runs the app in this process (FastAPI's TestClient, no network) with `--tile-url` on a local
 tile server that draws the test scene (tests/geo_helpers.py). For each of `--extents` extents
 (the scene's 521 x 501 px view at zoom 16, shifted by a few pixels so that each is a new
 embedding; 9 tiles), one click on a shape is the first request (tiles from the local server,
 encoder, decoder, polygons), then `--clicks` requests on the same extent with other prompts
-(decoder and polygons only). `--model vit_b` uses random weights: the speed of the official
-ones without downloading them. Prints medians and their ratio.
+(decoder and polygons only). The default model is segany's default (the built-in
+segany-tiny-v2); a model without shipped weights (`--model vit_b`) uses random weights: the
+speed of the official ones without downloading them. Prints medians and their ratio.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from geo_helpers import Scene, TileServer  # noqa: E402
+from segany.registry import DEFAULT_MODEL, get_spec  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="segany-tiny", help="segany-tiny or vit_b")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a registered model name")
     parser.add_argument("--extents", type=int, default=5, help="extents (first requests)")
     parser.add_argument("--clicks", type=int, default=5, help="new prompts per extent")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -68,7 +70,7 @@ def main() -> int:
         settings = ServerSettings(
             data_dir=Path(data),
             model=args.model,
-            random_weights=args.model != "segany-tiny",
+            random_weights=get_spec(args.model).bundled_path is None,
             device=args.device,
             threads=args.threads,
             pre_encode=False,

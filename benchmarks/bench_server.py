@@ -1,8 +1,11 @@
 """Click latency of `segany serve` under 8 concurrent annotators, and the first click on a new
 image with and without pre-encoding.
 
-    python benchmarks/bench_server.py [--model segany-tiny | vit_b] [--seconds 60] [--images 8]
+    python benchmarks/bench_server.py [--model segany-tiny-v2 | segany-tiny | vit_b] [--seconds 60]
+        [--images 8]
         [--clients 8] [--workers 1] [--threads N] [--think 2] [--json out.json]
+
+The default model is segany's default (the built-in segany-tiny-v2).
 
 Starts the real server (a subprocess on loopback, SQLite in a temporary folder), uploads
 `--images` synthetic 640 x 480 pictures, waits until the pre-encoder has computed all their
@@ -10,9 +13,10 @@ embeddings, then `--clients` threads, each with its own connection, click (one r
 point, 3 masks back) on random pre-encoded images for `--seconds`: p50 / p95 / p99 latency,
 throughput, errors. Then the first click on freshly uploaded images, `--think` seconds after
 the upload (a person looks before clicking), on this server and on one started with
---no-pre-encode. `--model vit_b` runs a random-weights vit_b checkpoint written here (the
-speed of the official weights, without downloading them). Latencies are measured by the
-clients, on the same machine as the server: on a small machine they share its cores.
+--no-pre-encode. A model without shipped weights (`--model vit_b`) runs a random-weights
+checkpoint written here (the speed of the official weights, without downloading them).
+Latencies are measured by the clients, on the same machine as the server: on a small machine
+they share its cores.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from segany.registry import DEFAULT_MODEL, get_spec  # noqa: E402
 from server_helpers import LiveServer, scene_png  # noqa: E402
 
 HEIGHT, WIDTH = 480, 640
@@ -38,7 +43,7 @@ HEIGHT, WIDTH = 480, 640
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="segany-tiny", help="segany-tiny or vit_b")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a registered model name")
     parser.add_argument("--checkpoint", type=Path, help="weights for --model (default: see doc)")
     parser.add_argument("--images", type=int, default=8, help="pre-encoded images to click on")
     parser.add_argument("--clients", type=int, default=8, help="concurrent annotators")
@@ -149,7 +154,7 @@ def first_clicks(server: LiveServer, seeds: range, think: float) -> list[float]:
 def run(args: argparse.Namespace, folder: Path) -> dict:
     model = ["--model", args.model]
     checkpoint = args.checkpoint
-    if checkpoint is None and args.model != "segany-tiny":
+    if checkpoint is None and get_spec(args.model).bundled_path is None:
         import torch
 
         from segany import build_sam

@@ -1,6 +1,6 @@
 """SAM's data engine loop end to end, as a user types it: `segany serve --demo`, masks clicked
 and accepted through the API, `segany export --format coco`, `segany train` fine-tuning the
-decoder of segany-tiny on the export, and `segany serve --checkpoint` answering with the new
+decoder of the built-in model on the export, and `segany serve --checkpoint` answering with the new
 weights. On SQLite and on PostgreSQL (`--db`)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from segany import SamPredictor, build_sam
 from segany.cli.main import main
 from segany.data.sample_scene import make_sample
 from segany.formats.manifest import read_manifest
+from segany.registry import DEFAULT_MODEL
 from server_helpers import SAMPLE_POINT, LiveServer
 
 
@@ -62,14 +63,14 @@ def test_annotate_export_train_serve(tmp_path, db_url):
     manifest = read_manifest(export / "manifest.json")
     assert all(entry.path.is_file() for entry in manifest.values())
 
-    # 3. Fine-tune segany-tiny's mask decoder on it for three steps.
+    # 3. Fine-tune the built-in model's mask decoder on it for three steps.
     config = tmp_path / "finetune.toml"
     config.write_text(
         f"""
 [data]
 train = "coco:{export / "annotations.json"}"
 [model]
-name = "segany-tiny"
+name = "{DEFAULT_MODEL}"
 pretrained = true
 trainable = "decoder"
 [optim]
@@ -88,7 +89,7 @@ output_dir = "{run}"
     )
     assert main(["train", "--config", str(config)]) == 0
     weights = run / "model.safetensors"
-    tuned, shipped = load_file(weights), build_sam("segany-tiny").state_dict()
+    tuned, shipped = load_file(weights), build_sam(DEFAULT_MODEL).state_dict()
     changed = {k for k in shipped if not torch.equal(tuned[k], shipped[k])}
     assert changed and all(k.startswith("mask_decoder.") for k in changed)
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -101,7 +102,7 @@ output_dir = "{run}"
             assert len(http.get(f"/api/images/{sample['id']}/annotations").json()) == 1
     assert [m["score"] for m in after["masks"]] != [m["score"] for m in before["masks"]]
     # ... and it is the answer of these weights, computed here without the server.
-    predictor = SamPredictor(build_sam("segany-tiny", checkpoint=weights))
+    predictor = SamPredictor(build_sam(DEFAULT_MODEL, checkpoint=weights))
     predictor.set_image(np.asarray(make_sample()))
     _, scores, _ = predictor.predict(np.array([[x, y]]), np.array([1]))
     served = [m["score"] for m in after["masks"]]

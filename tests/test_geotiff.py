@@ -1,6 +1,6 @@
 """GeoTIFF input (`segany geo segment`, `POST /api/geo/segment`) and automatic masks over large
 rasters (`segany geo amg`): small GeoTIFFs written here with rasterio, segmented by the built-in
-segany-tiny (it outlines flat-coloured shapes); window seams, nodata, resuming, and the memory
+default model (it outlines flat-coloured shapes); window seams, nodata, resuming, and the memory
 of a 20,000 x 20,000 px run measured in a subprocess."""
 
 from __future__ import annotations
@@ -498,7 +498,7 @@ def test_amg_skips_nodata_windows_and_resumes_to_the_same_output(seams, tmp_path
     import segany
 
     tif, whole = seams
-    model = segany.build_sam("segany-tiny")
+    model = segany.build_sam()  # the default model, as `segany geo amg` above
     amg = AmgConfig.for_model(
         model.spec, points_per_side=16, pred_iou_thresh=0.75, stability_score_thresh=0.85
     )

@@ -1,5 +1,6 @@
-"""The built-in model: its encoder, its registry entry, the weights shipped in the package, and
-that those weights really segment (on held-out synthetic scenes and on the README's sample)."""
+"""segany-tiny, the first built-in model (the default until segany-tiny-v2): its encoder, its
+registry entry, the weights shipped in the package, and that those weights really segment (on
+held-out synthetic scenes and on the README's sample); the experiment scripts of its notes."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SPEC = get_spec("segany-tiny")
 
 
-def test_is_the_default_and_ships_its_weights():
-    assert DEFAULT_MODEL == "segany-tiny"
+def test_ships_its_weights_but_is_no_longer_the_default():
+    assert DEFAULT_MODEL == "segany-tiny-v2"
     path = SPEC.bundled_path
     assert path is not None and path.is_file() and path.suffix == ".safetensors"
     assert path.stat().st_size <= 25 * 2**20
@@ -130,25 +131,26 @@ def test_shipped_model_finds_the_sample_objects():
     assert iou >= 0.8, iou
 
 
-def test_cli_uses_the_built_in_model_without_download(tmp_path, capsys, monkeypatch):
+def test_cli_runs_it_by_name_without_download(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEGANY_HOME", str(tmp_path / "empty_home"))
     out = tmp_path / "mask.png"
-    code = main(["predict", str(EXAMPLES / "sample.png"), "--point", "330,190", "--out", str(out)])
+    argv = ["predict", str(EXAMPLES / "sample.png"), "--point", "330,190", "--out", str(out)]
+    code = main([*argv, "--model", "segany-tiny"])
     assert code == 0, capsys.readouterr().err
     mask = np.asarray(Image.open(out)) > 0
     assert 0.05 < mask.mean() < 0.3
 
 
-def test_download_and_models_say_the_weights_ship(capsys):
-    assert main(["download", "segany-tiny"]) == 0
+@pytest.mark.parametrize("name", ["segany-tiny", "segany-tiny-v2"])
+def test_download_and_models_say_the_weights_ship(name, capsys):
+    assert main(["download", name]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(SPEC.bundled_path)
+    assert captured.out.strip() == str(get_spec(name).bundled_path)
     assert "nothing to download" in captured.err
     assert main(["models"]) == 0
-    row = next(
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("segany-tiny")
-    )
-    assert "bundled" in row and "[default]" in row
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[0] == name)
+    assert "bundled" in row
+    assert ("[default]" in row) == (name == DEFAULT_MODEL)
 
 
 def test_random_weights_flag_still_gives_an_untrained_model(tmp_path, capsys):
@@ -225,11 +227,27 @@ def test_choice_script_compares_the_iou_head_with_fixed_outputs_and_the_oracle(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[2:4] == ["IoU", "head"]
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[1:]}
-    count, head, *fixed, oracle = rows["all"]
-    assert count >= 1
-    assert all(0.0 <= v <= oracle <= 1.0 for v in [head, *fixed])
-    # The oracle is the best of the three outputs, mask by mask, so at least their best mean.
-    assert oracle >= max(fixed) - 1e-9
+    values = dict(zip(["count", *choice.CHOICES], rows["all"], strict=True))
+    assert values["count"] >= 1
+    three = ("IoU head", "output 0", "output 1", "output 2", "stability", "IoUxstab")
+    oracle = values["oracle"]
+    # The oracle is the best of the three outputs, mask by mask: no rule choosing among them
+    # beats it, and SAM 2's dynamic rule takes either one of them or the single-mask output.
+    assert all(0.0 <= values[c] <= oracle + 1e-9 <= 1.0 + 1e-9 for c in three)
+    assert 0.0 <= values["single"] <= 1.0 and 0.0 <= values["dynamic"] <= 1.0
+
+
+def test_choice_rows_dynamic_rule_takes_the_single_mask_or_the_iou_heads_pick():
+    from segany.data.spec import open_dataset
+
+    choice = _experiment_module("choice")
+    rows = choice.choice_rows(
+        SamPredictor(build_sam("segany-tiny")), open_dataset("scenes:val:1:128")
+    )
+    assert rows
+    for row in rows:
+        assert row["dynamic"] in (row["single"], row["IoU head"])
+        assert row["oracle"] == max(row["output 0"], row["output 1"], row["output 2"])
 
 
 def test_warm_stride4_init_copies_the_shipped_weights_and_starts_the_new_branch_at_zero(

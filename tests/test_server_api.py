@@ -27,6 +27,7 @@ from postgres import postgres_server  # noqa: F401  (fixture)
 from segany.cli.main import main
 from segany.errors import ConfigError
 from segany.formats.manifest import read_manifest
+from segany.registry import DEFAULT_MODEL
 from segany.server.app import create_app
 from segany.server.settings import Limits, ServerSettings
 from server_helpers import SAMPLE_POINT, png_bytes, sample_png, scene_png
@@ -180,10 +181,10 @@ def test_upload_and_predict_follow_the_contract(client):
 
 def test_health_info_and_pre_encoding(serve):
     client = serve(pre_encode=True)
-    assert client.get("/health").json() == {"status": "ok", "model": "segany-tiny"}
+    assert client.get("/health").json() == {"status": "ok", "model": DEFAULT_MODEL}
     info = client.get("/api/info").json()
     assert set(info) == {"model", "image_size", "version", "amg_defaults"}
-    assert (info["model"], info["image_size"]) == ("segany-tiny", 256)
+    assert (info["model"], info["image_size"]) == (DEFAULT_MODEL, 512)
     assert info["amg_defaults"]["points_per_side"] > 0
     assert client.get("/").headers["content-type"].startswith("text/html")  # the annotator
 

@@ -125,6 +125,35 @@ def test_iou_head_stage_changes_the_iou_head_alone(tmp_path, scenes):
     assert {k for k in start if k.startswith(head) and k.endswith("weight")} <= changed
 
 
+def test_iou_weight_scales_the_iou_heads_training(tmp_path, scenes):
+    """loss.iou_weight reaches the loss: at 0 the IoU head gets no gradient, so without weight
+    decay it stays as it started; the run's "loss" is the mask loss alone."""
+    start, path = saved_start(tmp_path)
+    head = "mask_decoder.iou_prediction_head."
+    runs = {}
+    for iou_weight in (0.0, 1.0):
+        config = make_config(
+            tmp_path / f"run{iou_weight}",
+            2,
+            model={"trainable": "iou_head", "checkpoint": path},
+            optim={"weight_decay": 0.0},
+            loss={"iou_weight": iou_weight},
+        )
+        trainer = Trainer(config, scenes)
+        runs[iou_weight] = (weights(trainer.fit()), trainer.history)
+    frozen, history = runs[0.0]
+    assert all(torch.equal(start[k], frozen[k]) for k in start)
+    assert history[0]["loss"] == pytest.approx(
+        20 * history[0]["focal"] + history[0]["dice"], rel=1e-5
+    )
+    trained, history = runs[1.0]
+    assert any(not torch.equal(start[k], trained[k]) for k in start if k.startswith(head))
+    record = history[0]
+    assert record["loss"] == pytest.approx(
+        20 * record["focal"] + record["dice"] + record["iou_mse"], rel=1e-5
+    )
+
+
 def test_resume_equals_straight_run(tmp_path, scenes):
     straight = weights(Trainer(make_config(tmp_path / "a", 6), scenes).fit())
     first = make_config(tmp_path / "b", 3, loop={"checkpoint_every": 3})
@@ -207,6 +236,8 @@ def test_lr_schedule():
         ("[optim]\nlearning_rate = 0.1\n", "learning_rate"),
         ("[training]\nmax_steps = 1\n", "training"),
         ('[loop]\nmax_steps = "ten"\n', "max_steps"),
+        ("[loss]\niou_weight = -1.0\n", "iou_weight"),
+        ("[loss]\nfocal_weight = 2.0\n", "focal_weight"),
         ("[loop\n", "TOML"),
         (b"\xff\xfe[loop]", "not UTF-8"),
     ],
@@ -226,9 +257,10 @@ def test_config_toml_and_json(tmp_path):
     toml.write_text(
         '[data]\ntrain = "synthetic:train:4:64"\n[model]\ntrainable = "decoder+prompt"\n'
         "[optim]\nlr = 1\nbetas = [0.9, 0.95]\nmilestones = [10, 20]\n[loop]\nmax_steps = 5\n"
+        "[loss]\niou_weight = 4\n"
     )
     config = load_config(toml)
-    assert config.model.trainable == "decoder+prompt"
+    assert config.model.trainable == "decoder+prompt" and config.loss.iou_weight == 4.0
     assert config.optim.betas == (0.9, 0.95) and config.optim.milestones == (10, 20)
     assert config.loop.max_steps == 5 and config.loop.iterations == 11
     as_json = tmp_path / "c.json"

@@ -307,6 +307,12 @@ def test_sam_loss_trains_the_best_of_k_masks():
     chosen_only = sam_loss(logits, iou_pred, target, multimask=True, iou_on_all=False)
     torch.testing.assert_close(chosen_only["iou_mse"], ((iou_pred[[0, 1], [1, 2]] - 1) ** 2).mean())
 
+    weighted = sam_loss(logits, iou_pred, target, multimask=True, iou_weight=5.0)
+    torch.testing.assert_close(weighted["iou_mse"], expected_mse)  # reported unweighted
+    torch.testing.assert_close(weighted["total"], expected_mask + 5.0 * expected_mse)
+    masks_only = sam_loss(logits, iou_pred.detach().requires_grad_(), target, True, iou_weight=0)
+    torch.testing.assert_close(masks_only["total"], expected_mask)
+
 
 def test_sam_loss_single_mask():
     target = torch.zeros(1, 4, 4, dtype=torch.bool)

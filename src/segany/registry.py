@@ -169,8 +169,9 @@ register(
 SEGANY_DECODER = DecoderConfig(
     transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
 )
-# segany's own model, trained by `segany train` on synthetic scenes; its weights ship in the
-# package (see `bundled`), so it works without a download.
+# segany's own models, trained by `segany train` on synthetic scenes; their weights ship in
+# the package (see `bundled`), so they work without a download.
+# The first built-in model (issue 4): 256 px, a stride-8 conv encoder.
 register(
     ModelSpec(
         name="segany-tiny",
@@ -183,16 +184,19 @@ register(
             {"points_per_side": 32, "pred_iou_thresh": 0.3, "stability_score_thresh": 0.6}
         ),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
-        description="segany's built-in model: small conv encoder + SAM decoder, 256 px input",
+        description="segany's first built-in model: small conv encoder + SAM decoder, 256 px "
+        "input",
     )
 )
-# The next built-in model (issue 13), being trained: 512 px input, a stride-8 embedding from
-# the pyramid encoder. No weights ship yet: build it with pretrained=False, or train it.
+# The built-in model, the default (issue 13): 512 px input, a stride-8 embedding from the
+# pyramid encoder, trained by training/segany-tiny-v2/train.sh on procedural and photo-texture
+# scenes.
 register(
     ModelSpec(
         name="segany-tiny-v2",
         encoder=PyramidEncoderConfig(),
         decoder=SEGANY_DECODER,
+        bundled="segany_tiny_v2.safetensors",
         # Measured by training/segany-tiny/amg_defaults.py (AR@100 on held-out v2 scenes and
         # photo scenes): SAM's 0.88 / 0.95 keep almost nothing (0.03), these 0.38.
         amg_defaults=MappingProxyType(
@@ -202,9 +206,9 @@ register(
         # CPU (AVX512-BF16), embedding within 0.4 %, 1-point mIoU on 16 validation scenes
         # 0.674 against 0.673 (README, "segany-tiny v2").
         encoder_autocast=torch.bfloat16,
-        licence="Apache-2.0 (trained by segany)",
-        description="segany's next built-in model, 512 px pyramid encoder (in training, no "
-        "weights yet)",
+        licence="Apache-2.0 (trained by segany on its synthetic scenes)",
+        description="segany's built-in model (the default): pyramid encoder + SAM decoder, "
+        "512 px input",
     )
 )
 # A tiny variant of the same architecture for fast tests: 256 px input, 16x16 embedding.
@@ -227,7 +231,7 @@ register(
     )
 )
 
-DEFAULT_MODEL = "segany-tiny"
+DEFAULT_MODEL = "segany-tiny-v2"
 
 
 def list_models() -> list[str]:
@@ -273,9 +277,9 @@ def resolve_weights(
 
     The one rule for every entry point (`build_sam`, the engine's `ModelSource`, the CLI):
     `checkpoint` if given; else, with `pretrained`, the weights shipped with segany
-    (segany-tiny) or the downloaded official file (vit_b, ...), and `WeightsNotFoundError`
-    when there are none; without `pretrained`, random weights. A model never silently gets
-    random weights.
+    (segany-tiny-v2, segany-tiny) or the downloaded official file (vit_b, ...), and
+    `WeightsNotFoundError` when there are none; without `pretrained`, random weights. A model
+    never silently gets random weights.
     """
     if checkpoint is not None:
         return Path(checkpoint).expanduser()
@@ -323,8 +327,8 @@ def build_sam(
     """Build model `name` with the weights `resolve_weights` picks, in eval mode on `device`.
 
     checkpoint: an official .pth/.pt or a .safetensors file; without one, `pretrained` loads
-        the weights shipped with segany (segany-tiny) or the downloaded official file, and
-        raises `WeightsNotFoundError` if there are none.
+        the weights shipped with segany (segany-tiny-v2, segany-tiny) or the downloaded
+        official file, and raises `WeightsNotFoundError` if there are none.
     pretrained=False (and no checkpoint): random weights, drawn from torch's global RNG, or
         from `seed` when given (the global RNG is then left untouched).
     image_size: run the model at this input size instead of its own (`ModelSpec.at_image_size`;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train segany-tiny v2 (issue 13) in eight resumable `segany train` stages (1: one prompt at
+# Train segany-tiny v2 (issue 13) in nine resumable `segany train` stages (1: one prompt at
 # 512 px; 2: one prompt at 256 px, four times cheaper per mask; 3: interactive at 256 px;
 # 4: interactive at 512 px; 5: one prompt at 256 px again; 6 and 7: one prompt at 512 px;
-# 8: interactive at 512 px):
+# 8: interactive at 512 px; 9: short interactive episodes with the IoU head's loss weighed 5x):
 #
 #     bash training/segany-tiny-v2/train.sh                 # continue the committed run
 #     bash training/segany-tiny-v2/train.sh --from-scratch  # the whole run from nothing
@@ -13,7 +13,8 @@
 # stage whose checkpoint is committed is skipped unless --from-scratch. Within a stage, running
 # the script again continues from OUTPUT_DIR/last.pt. Uses CUDA when present. At the end the
 # held-out evaluation (scenes: and photo: test splits, boundary F, AR@100) goes to the run
-# folder. Photo scenes use scikit-image's photos (pip install "segany[train]"); on Debian,
+# folder, and the last stage's weights with that evaluation to src/segany/weights/ (what the
+# package ships as segany-tiny-v2). Photo scenes use scikit-image's photos (pip install "segany[train]"); on Debian,
 # `apt-get install mate-backgrounds` adds nature photos to the training split only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +30,7 @@ if [ "$mode" = "--smoke" ]; then
     eval_count=1
 fi
 mkdir -p "$checkpoints"
-for stage in 1 2 3 4 5 6 7 8; do
+for stage in 1 2 3 4 5 6 7 8 9; do
     if [ "$mode" = "" ] && [ -f "$checkpoints/stage$stage.safetensors" ]; then
         echo "stage $stage: committed in $checkpoints, skipped" >&2
         continue
@@ -41,7 +42,7 @@ for stage in 1 2 3 4 5 6 7 8; do
     if [ "$mode" = "--smoke" ]; then
         args+=(--set loop.max_steps=2 --set loop.val_every=2 --set loop.checkpoint_every=1
                --set optim.warmup_steps=1 --set data.val_images=1 --set data.val_masks=2)
-        if [ "$stage" = 3 ] || [ "$stage" = 4 ] || [ "$stage" = 8 ]; then
+        if [ "$stage" = 3 ] || [ "$stage" = 4 ] || [ "$stage" = 8 ] || [ "$stage" = 9 ]; then
             args+=(--set loop.iterations=3)
         fi
     fi
@@ -49,9 +50,15 @@ for stage in 1 2 3 4 5 6 7 8; do
     cp "$runs/stage$stage/model.safetensors" "$checkpoints/stage$stage.safetensors"
     cp "$runs/stage$stage/metrics.jsonl" "$checkpoints/stage$stage.jsonl"
 done
-weights="$checkpoints/stage8.safetensors"
+weights="$checkpoints/stage9.safetensors"
 for split in scenes photo; do
     segany eval --model segany-tiny-v2 --checkpoint "$weights" --amg --quiet --json \
         --data "$split:test:$eval_count:512" > "$runs/eval_$split.json"
 done
 cat "$runs"/eval_*.json
+if [ "$mode" != "--smoke" ]; then
+    cp "$weights" src/segany/weights/segany_tiny_v2.safetensors
+    python -c 'import json, sys; print(json.dumps(
+        {s: json.load(open(f"{sys.argv[1]}/eval_{s}.json")) for s in ("scenes", "photo")},
+        indent=2))' "$runs" > src/segany/weights/segany_tiny_v2.eval.json
+fi

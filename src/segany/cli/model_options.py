@@ -38,13 +38,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="weights file (.pth/.pt/.safetensors); default: the weights shipped with segany "
-        "(segany-tiny) or the model's downloaded official checkpoint (`segany download NAME`)",
+        "(segany-tiny-v2, segany-tiny) or the model's downloaded official checkpoint (`segany "
+        "download NAME`)",
     )
     parser.add_argument(
         "--random-weights",
         action="store_true",
-        help="run a model without official weights (segany-tiny, test_tiny) untrained: "
-        "meaningless masks, for tests and demos",
+        help="run a model untrained (random weights, e.g. test_tiny): meaningless masks, for "
+        "tests and demos",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segany.errors import ConfigError
+from segany.registry import DEFAULT_MODEL
 
 SETTINGS_ENV = "SEGANY_SERVER_SETTINGS"
 TOKEN_ENV = "SEGANY_TOKEN"
@@ -35,7 +36,7 @@ class ServerSettings:
     listen beyond loopback); checkpoint None: the model's own weights (`build_sam`'s rule)."""
 
     data_dir: Path
-    model: str = "segany-tiny"
+    model: str = DEFAULT_MODEL
     checkpoint: Path | None = None
     random_weights: bool = False
     db_url: str | None = None

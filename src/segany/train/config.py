@@ -1,11 +1,12 @@
-"""The trainer's configuration: plain dataclasses in four groups, loaded from TOML or JSON.
+"""The trainer's configuration: plain dataclasses in five groups, loaded from TOML or JSON.
 
-A config file has up to four tables, each optional, whose keys are the fields below:
+A config file has up to five tables, each optional, whose keys are the fields below:
 
     [data]   train = "synthetic:train:1000:256"   val = "synthetic:val:50:256"
     [model]  name = "test_tiny"   checkpoint = "..."   pretrained = false   trainable = "decoder"
     [optim]  lr = 1e-4   batch_size = 4   masks_per_image = 8   ...
     [loop]   max_steps = 1000   output_dir = "runs/tiny"   ...
+    [loss]   iou_weight = 1.0
 
 Unknown tables or keys and out-of-range values raise `ConfigError`, naming the key.
 """
@@ -142,11 +143,28 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    """The weights of the loss's parts (see `segany.train.losses`).
+
+    iou_weight: the IoU head's mean squared error is added to the mask loss (20 x focal +
+    1 x dice) times this; 1.0 is the SAM paper's. A higher weight makes the shared decoder
+    spend more of its capacity on predicting the IoU that chooses among the three masks.
+    """
+
+    iou_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.iou_weight >= 0:
+            raise ConfigError(f"loss.iou_weight = {self.iou_weight} must be >= 0")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,7 +179,13 @@ class TrainConfig:
         unknown = sorted(set(raw) - set(groups))
         if unknown:
             raise ConfigError(f"unknown config table(s) {unknown}; expected {sorted(groups)}")
-        kinds = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "loop": LoopConfig}
+        kinds = {
+            "data": DataConfig,
+            "model": ModelConfig,
+            "optim": OptimConfig,
+            "loop": LoopConfig,
+            "loss": LossConfig,
+        }
         made = {name: _group(kinds[name], name, raw.get(name, {})) for name in kinds}
         return cls(**made)
 

@@ -63,6 +63,7 @@ def episode_loss(
     iterations: tuple[int, int],
     generators: list[torch.Generator],
     schedule_generator: torch.Generator,
+    iou_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Mean loss over the steps of the interactive episodes of every mask of every image.
 
@@ -73,6 +74,7 @@ def episode_loss(
         iterations: (point steps, mask-only steps), e.g. (8, 2) for the paper's 11 steps.
         generators: B generators (on the masks' device), image i's random choices.
         schedule_generator: (CPU) draws where the mask-only steps fall, the same for all items.
+        iou_weight: the IoU head's term in "total" (see `sam_loss`).
     Returns:
         "total" (with gradient), "focal", "dice", "iou_mse" scalars: each image weighs 1 / B and
         its masks share that equally; averaged over the steps.
@@ -114,7 +116,12 @@ def episode_loss(
             prompts = prompts.add_points(points, labels)
         logits, iou_pred = decode(model, per_mask_embeddings, prompts, carried, step.multimask)
         losses = sam_loss(
-            logits.float(), iou_pred.float(), targets, multimask=step.multimask, weights=weights
+            logits.float(),
+            iou_pred.float(),
+            targets,
+            multimask=step.multimask,
+            weights=weights,
+            iou_weight=iou_weight,
         )
         for part in LOSS_PARTS:
             totals[part] = totals[part] + losses[part]

@@ -5,6 +5,9 @@ lowest mask loss is trained (so the others stay free to cover other readings of 
 prompt); the IoU head is trained by the mean squared error between each mask's predicted IoU and
 its actual IoU with the ground truth.
 
+The IoU term is added with weight 1 (the paper's constant scaling factor of 1.0) unless
+`iou_weight` says otherwise.
+
 On which masks the IoU head is trained: the paper says "between the IoU prediction and the
 predicted mask's IoU with the ground truth mask". At inference the head's job is to *rank* the K
 candidates (the predictor returns the mask of highest predicted IoU), and only a prediction that
@@ -95,6 +98,7 @@ def sam_loss(
     multimask: bool,
     iou_on_all: bool = True,
     weights: torch.Tensor | None = None,
+    iou_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """SAM's loss for a batch of predictions.
 
@@ -105,6 +109,8 @@ def sam_loss(
         multimask: pick the best of the K masks for the mask loss; if False, K must be 1.
         iou_on_all: regress all K predicted IoUs (default), else only the chosen mask's.
         weights: (B,) weight of each item in the batch's averages (default 1 / B each: means).
+        iou_weight: "total" is the chosen masks' loss plus iou_weight x "iou_mse" (the
+            paper's 1.0 by default).
     Returns:
         dict of scalars "total", "focal", "dice", "iou_mse" (weighted averages over the batch,
         focal unweighted by its 20), and "best" (B,) int64, the mask the loss was taken on,
@@ -131,7 +137,7 @@ def sam_loss(
     iou_mse = (squared.mean(dim=1) if iou_on_all else squared[rows, best]) @ weights
     chosen = per_mask[rows, best] @ weights
     return {
-        "total": chosen + iou_mse,
+        "total": chosen + iou_weight * iou_mse,
         "focal": focal[rows, best] @ weights,
         "dice": dice[rows, best] @ weights,
         "iou_mse": iou_mse,

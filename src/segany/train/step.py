@@ -51,15 +51,21 @@ class TrainStep(nn.Module):
         model: the Sam being trained (its frozen parts have requires_grad False).
         iterations: (point steps, mask-only steps) of each episode.
         cache: embedding cache, used only when the image encoder is frozen.
+        iou_weight: the IoU head's weight in the loss (`LossConfig.iou_weight`).
     """
 
     def __init__(
-        self, model: Sam, iterations: tuple[int, int], cache: EmbeddingCache | None
+        self,
+        model: Sam,
+        iterations: tuple[int, int],
+        cache: EmbeddingCache | None,
+        iou_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.iterations = iterations
         self.cache = cache
+        self.iou_weight = iou_weight
         self.encoder_trainable = any(p.requires_grad for p in model.image_encoder.parameters())
 
     def embed(self, images: torch.Tensor, keys: list[int]) -> torch.Tensor:
@@ -90,5 +96,11 @@ class TrainStep(nn.Module):
         embeddings = self.embed(images, keys)
         schedule_generator = torch.Generator().manual_seed(schedule_seed)
         return episode_loss(
-            self.model, embeddings, masks, self.iterations, generators, schedule_generator
+            self.model,
+            embeddings,
+            masks,
+            self.iterations,
+            generators,
+            schedule_generator,
+            iou_weight=self.iou_weight,
         )

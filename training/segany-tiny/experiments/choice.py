@@ -11,7 +11,10 @@ For every mask of at least `segany eval`'s minimum area, the model gets `segany 
 click (the mask's interior point farthest from its border) and returns three masks. The IoU
 with the ground truth is then averaged for each way of choosing one of the three: the IoU
 head (what `segany eval` and SAM do), a fixed output index, the highest stability score
-(SAM's, offset 1), the highest predicted IoU x stability, and the oracle (best of 3). The
+(SAM's, offset 1), the highest predicted IoU x stability, the single-mask output
+(`multimask_output=False`), SAM 2's dynamic rule (the single-mask output when its stability
+score with offset 0.05 is at least 0.98, else the IoU head's pick of the three), and the oracle
+(best of 3). The
 rows split the masks into "unambiguous" (the click lies in one ground-truth mask) and
 "ambiguous" (it lies in several: nested parts). Uses the validation split by default, so that
 choosing a recipe never looks at the test split.
@@ -33,7 +36,19 @@ from segany.evaluation.evaluator import EvalConfig
 from segany.evaluation.metrics import interior_point, iou
 from segany.masks.stability import stability_score
 
-CHOICES = ("IoU head", "output 0", "output 1", "output 2", "stability", "IoUxstab", "oracle")
+CHOICES = (
+    "IoU head",
+    "output 0",
+    "output 1",
+    "output 2",
+    "stability",
+    "IoUxstab",
+    "single",
+    "dynamic",
+    "oracle",
+)
+# SAM 2's dynamic multimask rule: trust the single-mask output when it is this stable.
+DYNAMIC_OFFSET, DYNAMIC_STABILITY = 0.05, 0.98
 
 
 def choice_rows(predictor: SamPredictor, scenes: Sequence[Sample]) -> list[dict[str, float]]:
@@ -62,6 +77,18 @@ def choice_rows(predictor: SamPredictor, scenes: Sequence[Sample]) -> list[dict[
             row["IoU head"] = ious[int(np.argmax(scores))]
             row["stability"] = ious[int(np.argmax(stability))]
             row["IoUxstab"] = ious[int(np.argmax(scores * stability))]
+            single_logits, _, _ = predictor.predict(
+                point_coords=np.array([[x, y]], dtype=np.float32),
+                point_labels=np.array([1]),
+                multimask_output=False,
+                return_logits=True,
+            )  # (1, H, W)
+            row["single"] = iou(single_logits[0] > threshold, truth)
+            single_stability = stability_score(
+                torch.as_tensor(single_logits), threshold, DYNAMIC_OFFSET
+            )
+            stable = float(single_stability[0]) >= DYNAMIC_STABILITY
+            row["dynamic"] = row["single"] if stable else row["IoU head"]
             row["oracle"] = max(ious)
             row["ambiguous"] = float(truths[:, y, x].sum() > 1)
             rows.append(row)
