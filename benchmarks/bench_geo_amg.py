@@ -2,14 +2,15 @@
 
     python benchmarks/bench_geo_amg.py                          # 5,000 .. 40,000 px square
     python benchmarks/bench_geo_amg.py --sizes 5000 20000 --tile-size 2048
+    python benchmarks/bench_geo_amg.py --model segany-tiny
 
 Each raster is a 3-band uint8 GeoTIFF (tiled, deflate, sparse: unwritten blocks are nodata)
 holding the same 3000 px flat-coloured field with a disc, so every size segments the same
 windows and differs only in how much raster there is around them (the nodata windows are read
-and skipped). Each run is `segany geo amg` in a fresh interpreter, with segany-tiny and one
-torch thread; the table gives its wall time, its RSS after the imports (torch's share), its
-peak RSS, the difference, and tracemalloc's peak (NumPy and Python allocations: the windows'
-pixels, masks and polygons).
+and skipped). Each run is `segany geo amg` in a fresh interpreter, with `--model` (default:
+segany's default model) and one torch thread; the table gives its wall time, its RSS after the
+imports (torch's share), its peak RSS, the difference, and tracemalloc's peak (NumPy and
+Python allocations: the windows' pixels, masks and polygons).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from segany.registry import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def measure(side: int, folder: Path, tile_size: int, points_per_side: int) -> dict:
+def measure(side: int, folder: Path, tile_size: int, points_per_side: int, model: str) -> dict:
     from test_geotiff import MEASURE, write_big_raster
 
     tif = write_big_raster(folder / f"raster_{side}.tif", side)
@@ -35,7 +38,7 @@ def measure(side: int, folder: Path, tile_size: int, points_per_side: int) -> di
     command = [
         sys.executable, "-c", MEASURE, "geo", "amg", str(tif), "--out", str(out),
         "--tile-size", str(tile_size), "--overlap", "128",
-        "--points-per-side", str(points_per_side), "--quiet",
+        "--points-per-side", str(points_per_side), "--model", model, "--quiet",
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -61,11 +64,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 40000])
     parser.add_argument("--tile-size", type=int, default=1024)
     parser.add_argument("--points-per-side", type=int, default=4)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a registered model name")
     args = parser.parse_args()
     if min(args.sizes) < 4500:
         raise SystemExit("sizes must be at least 4500 px (the 3000 px field sits at side / 4)")
     print(
-        f"segany geo amg, segany-tiny, tile {args.tile_size} px, overlap 128, "
+        f"segany geo amg, {args.model}, tile {args.tile_size} px, overlap 128, "
         f"{args.points_per_side}x{args.points_per_side} points, 1 thread\n"
     )
     header = (
@@ -76,7 +80,7 @@ def main() -> None:
     print("|---" * (header.count("|") - 1) + "|")
     with tempfile.TemporaryDirectory() as folder:
         for side in args.sizes:
-            r = measure(side, Path(folder), args.tile_size, args.points_per_side)
+            r = measure(side, Path(folder), args.tile_size, args.points_per_side, args.model)
             print(
                 f"| {side:,} x {side:,} | {r['uncompressed_gb']:.2f} GB | {r['file_mb']:.2f} MB "
                 f"| {r['windows']} | {r['seconds']:.1f} s | {r['baseline_mib']:.0f} MiB "
