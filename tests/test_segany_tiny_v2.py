@@ -187,14 +187,16 @@ def test_lower_input_size_is_refused_where_the_weights_do_not_allow_it():
 
 
 def test_every_v2_config_loads_and_starts_from_committed_weights():
-    """The stage configs and the IoU-head experiment parse, and every checkpoint they name
-    (the previous stage's weights) is committed."""
+    """The stage configs (stage1 ... stage9, what train.sh runs) and the experiments parse,
+    and every checkpoint they name (the previous stage's weights) is committed."""
     from segany.train.config import load_config
 
     folder = ROOT / "training/segany-tiny-v2"
-    paths = sorted(folder.glob("stage*.toml")) + sorted(folder.glob("experiments/*.toml"))
-    assert len(paths) == LAST_STAGE + 1
-    for path in paths:
+    stages = sorted(path.name for path in folder.glob("stage*.toml"))
+    assert stages == sorted(f"stage{n}.toml" for n in range(1, LAST_STAGE + 1))
+    experiments = sorted(folder.glob("experiments/*.toml"))
+    assert experiments
+    for path in [folder / name for name in stages] + experiments:
         config = load_config(path)
         assert config.model.name == "segany-tiny-v2"
         if config.model.checkpoint is not None:
