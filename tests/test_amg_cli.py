@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pycocotools import mask as coco_mask
 from PIL import Image
 
 from conftest import synthetic_image
@@ -139,6 +140,24 @@ def test_segmentation_forms_convert_to_each_other():
     with pytest.raises(FormatError):
         to_coco_rle(np.zeros((2, 3, 4), dtype=bool))
 
+
+
+def test_coco_rle_of_an_array_matches_pycocotools_wherever_the_mask_sits():
+    """to_coco_rle encodes only the mask's tight box; the result must be pycocotools' own
+    encoding of the whole image: masks at the borders, spanning the full height or width,
+    single pixels, empty and full."""
+    rng = np.random.default_rng(2)
+    cases = [np.zeros((7, 5), bool), np.ones((7, 5), bool)]
+    for y0, y1, x0, x1 in ((0, 7, 1, 3), (2, 3, 0, 5), (6, 7, 4, 5), (0, 1, 0, 1), (1, 6, 1, 4)):
+        mask = np.zeros((7, 5), bool)
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
+        mask[y0, x0] = mask[y1 - 1, x1 - 1] = True
+        cases.append(mask)
+    for mask in cases:
+        expected = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+        got = to_coco_rle(mask)
+        assert got == {"size": [7, 5], "counts": expected["counts"].decode()}
+        np.testing.assert_array_equal(to_binary_mask(got), mask)
 
 def test_sa1b_file_round_trip(tmp_path):
     masks = rectangles(HEIGHT, WIDTH)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from segany import build_sam
 from segany.cli.main import main
-from segany.cli.mask_info import mask_area, mask_bbox_xyxy
+from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.cli.models import format_table
 from segany.cli.parsing import check_inside_image, parse_box, parse_point, parse_prompts
 from segany.cli.predict import read_image, save_mask

@@ -173,6 +173,35 @@ def test_pe_scale_sets_the_frequencies_and_a_checkpoint_keeps_its_own(tmp_path):
 OFFICIAL_PARAMETERS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}
 
 
+
+def test_dense_pe_is_kept_for_inference_and_follows_the_weights():
+    """Under inference mode the dense positional encoding is computed once; loading other
+    frequencies or moving the model to another dtype gives the new encoding, and training
+    (grad mode) always gets a fresh tensor autograd can use."""
+    model = randomise(build_model(get_spec("test_tiny")), seed=0)
+    encoder = model.prompt_encoder
+    fresh = encoder.pe_layer(encoder.image_embedding_size).unsqueeze(0)
+    with torch.inference_mode():
+        first = encoder.get_dense_pe()
+        assert encoder.get_dense_pe() is first
+    torch.testing.assert_close(first, fresh, rtol=0, atol=0)
+    state = model.state_dict()
+    key = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"
+    state[key] = state[key] * 2
+    model.load_state_dict(state)
+    with torch.inference_mode():
+        reloaded = encoder.get_dense_pe()
+    assert reloaded is not first
+    torch.testing.assert_close(
+        reloaded, encoder.pe_layer(encoder.image_embedding_size).unsqueeze(0), rtol=0, atol=0
+    )
+    assert not torch.equal(reloaded, first)
+    model.double()
+    with torch.inference_mode():
+        assert encoder.get_dense_pe().dtype == torch.float64
+    training = encoder.get_dense_pe()
+    assert not training.is_inference() and training is not encoder.get_dense_pe()
+
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
 def test_full_size_parameter_counts(name):
     with torch.device("meta"):

@@ -42,6 +42,24 @@ def test_polygons_are_pixel_corners_largest_first():
         mask_to_polygons(np.zeros((2, 2, 2), bool))
 
 
+
+def test_polygons_do_not_depend_on_where_the_mask_sits_in_its_image():
+    """The outlines are traced in the mask's tight box: the same mask placed anywhere in a
+    larger image (touching its borders or not) gives the same outlines, shifted."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        mask = rng.random((12, 9)) < 0.5
+        mask[0, :] = mask[:, 0] = True  # the box is the whole array
+        polygons = mask_to_polygons(mask)
+        for y0, x0 in ((0, 0), (5, 0), (0, 7), (30, 41)):
+            canvas = np.zeros((y0 + 12, x0 + 9 + 3), bool)
+            canvas[y0 : y0 + 12, x0 : x0 + 9] = mask
+            shifted = [
+                [v + (x0 if i % 2 == 0 else y0) for i, v in enumerate(polygon)]
+                for polygon in polygons
+            ]
+            assert mask_to_polygons(canvas) == shifted
+
 def _sample(masks: np.ndarray) -> Sample:
     return Sample(image=np.zeros((*masks.shape[1:], 3), np.uint8), masks=DenseMasks(masks))
 

@@ -22,8 +22,13 @@ def to_coco_rle(segmentation: Any) -> dict[str, Any]:
     if isinstance(segmentation, np.ndarray):
         import torch
 
-        mask = torch.as_tensor(_check_mask(segmentation))[None]  # (1, H, W)
-        return rle_to_coco(masks_to_rle(mask)[0])
+        from segany.masks.extent import mask_bbox_xyxy
+
+        mask = _check_mask(segmentation)
+        # Runs are found in the mask's tight box only (masks_to_rle places them in the image).
+        x0, y0, x1, y1 = mask_bbox_xyxy(mask) or (0, 0, mask.shape[1], mask.shape[0])
+        crop = torch.as_tensor(np.ascontiguousarray(mask[y0:y1, x0:x1]))[None]  # (1, h, w)
+        return rle_to_coco(masks_to_rle(crop, (x0, y0), mask.shape)[0])
     size, counts = _size_and_counts(segmentation)
     if isinstance(counts, list):
         return rle_to_coco({"size": size, "counts": counts})

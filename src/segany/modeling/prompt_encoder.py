@@ -4,11 +4,16 @@ type embeddings (sparse); a low-resolution mask through a small conv stack (dens
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
 
 from segany.modeling.common import LayerNorm2d
+
+# get_dense_pe's results under inference mode, by id of the frequency matrix they came from
+# (held weakly and dropped with it; no module holds state that pickling would have to skip).
+_DENSE_PE: dict[int, tuple[weakref.ref, tuple, torch.Tensor]] = {}
 
 # Indices into `point_embeddings`: background point, foreground point, box corners.
 _NEGATIVE, _POSITIVE, _BOX_TOP_LEFT, _BOX_BOTTOM_RIGHT = range(4)
@@ -91,8 +96,23 @@ class PromptEncoder(nn.Module):
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
-        """Positional encoding of the image embedding grid: (1, C, h, w)."""
-        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        """Positional encoding of the image embedding grid: (1, C, h, w).
+
+        Under `torch.inference_mode` (every prediction) it is computed once and kept until the
+        frequency matrix is replaced or changed in place (`to`, `load_state_dict`); elsewhere
+        (training, where autograd may save it) it is computed afresh each call.
+        """
+        if not torch.is_inference_mode_enabled():
+            return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        matrix = self.pe_layer.positional_encoding_gaussian_matrix
+        key = (matrix._version, tuple(self.image_embedding_size))
+        cached = _DENSE_PE.get(id(matrix))
+        if cached is None or cached[0]() is not matrix or cached[1] != key:
+            if cached is None or cached[0]() is not matrix:
+                weakref.finalize(matrix, _DENSE_PE.pop, id(matrix), None)
+            cached = (weakref.ref(matrix), key, self.pe_layer(self.image_embedding_size)[None])
+            _DENSE_PE[id(matrix)] = cached
+        return cached[2]
 
     def embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         """(B, N, 2) xy input-frame pixels, (B, N) labels in {1, 0, -1} -> (B, N[+1], C).

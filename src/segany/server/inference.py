@@ -23,6 +23,7 @@ from segany.cache import CachedEmbedding, EmbeddingCache, encode, image_key, res
 from segany.errors import PromptError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_coco_rle
+from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.predictor import SamPredictor
 from segany.registry import build_sam, get_spec, resolve_weights
 from segany.server.previous import PreviousLogits
@@ -43,22 +44,13 @@ class StoredImage:
 def mask_record(mask: np.ndarray, score: float | None) -> dict[str, Any]:
     """An (H, W) bool mask as the API returns it: COCO RLE, outer polygons, score, area and
     XYWH bbox, all in upright image pixels."""
-    ys, xs = np.nonzero(mask)
-    bbox = (
-        [0, 0, 0, 0]
-        if len(xs) == 0
-        else [
-            int(xs.min()),
-            int(ys.min()),
-            int(xs.max() - xs.min() + 1),
-            int(ys.max() - ys.min() + 1),
-        ]
-    )
+    box = mask_bbox_xyxy(mask)
+    bbox = [0, 0, 0, 0] if box is None else [box[0], box[1], box[2] - box[0], box[3] - box[1]]
     return {
         "rle": to_coco_rle(mask),
         "polygons": mask_to_polygons(mask),
         "score": None if score is None else float(score),
-        "area": int(len(xs)),
+        "area": mask_area(mask),
         "bbox": bbox,
     }
 

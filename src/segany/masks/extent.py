@@ -1,4 +1,5 @@
-"""Area and bounding box of a binary mask, as reported by `segany predict`."""
+"""Area and tight box of an (H, W) NumPy mask: what `segany predict` reports, and the crop that
+the outline and run-length encoders work on (a mask is usually far smaller than its image)."""
 
 from __future__ import annotations
 
