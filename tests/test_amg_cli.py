@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pycocotools import mask as coco_mask
 from PIL import Image
+from pycocotools import mask as coco_mask
 
 from conftest import synthetic_image
 from segany.cli.main import main
@@ -141,7 +141,6 @@ def test_segmentation_forms_convert_to_each_other():
         to_coco_rle(np.zeros((2, 3, 4), dtype=bool))
 
 
-
 def test_coco_rle_of_an_array_matches_pycocotools_wherever_the_mask_sits():
     """to_coco_rle encodes only the mask's tight box; the result must be pycocotools' own
     encoding of the whole image: masks at the borders, spanning the full height or width,
@@ -158,6 +157,7 @@ def test_coco_rle_of_an_array_matches_pycocotools_wherever_the_mask_sits():
         got = to_coco_rle(mask)
         assert got == {"size": [7, 5], "counts": expected["counts"].decode()}
         np.testing.assert_array_equal(to_binary_mask(got), mask)
+
 
 def test_sa1b_file_round_trip(tmp_path):
     masks = rectangles(HEIGHT, WIDTH)

@@ -17,12 +17,12 @@ from PIL import Image
 
 from segany import build_sam
 from segany.cli.main import main
-from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.cli.models import format_table
 from segany.cli.parsing import check_inside_image, parse_box, parse_point, parse_prompts
 from segany.cli.predict import read_image, save_mask
 from segany.download import HOME_ENV, checkpoint_path
 from segany.errors import ImageError, PromptError
+from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.registry import DEFAULT_MODEL, list_models
 from segany.visualize import (
     BOX_COLOR,

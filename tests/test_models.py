@@ -173,7 +173,6 @@ def test_pe_scale_sets_the_frequencies_and_a_checkpoint_keeps_its_own(tmp_path):
 OFFICIAL_PARAMETERS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}
 
 
-
 def test_dense_pe_is_kept_for_inference_and_follows_the_weights():
     """Under inference mode the dense positional encoding is computed once; loading other
     frequencies or moving the model to another dtype gives the new encoding, and training
@@ -201,6 +200,7 @@ def test_dense_pe_is_kept_for_inference_and_follows_the_weights():
         assert encoder.get_dense_pe().dtype == torch.float64
     training = encoder.get_dense_pe()
     assert not training.is_inference() and training is not encoder.get_dense_pe()
+
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
 def test_full_size_parameter_counts(name):

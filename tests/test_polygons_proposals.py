@@ -42,7 +42,6 @@ def test_polygons_are_pixel_corners_largest_first():
         mask_to_polygons(np.zeros((2, 2, 2), bool))
 
 
-
 def test_polygons_do_not_depend_on_where_the_mask_sits_in_its_image():
     """The outlines are traced in the mask's tight box: the same mask placed anywhere in a
     larger image (touching its borders or not) gives the same outlines, shifted."""
@@ -59,6 +58,7 @@ def test_polygons_do_not_depend_on_where_the_mask_sits_in_its_image():
                 for polygon in polygons
             ]
             assert mask_to_polygons(canvas) == shifted
+
 
 def _sample(masks: np.ndarray) -> Sample:
     return Sample(image=np.zeros((*masks.shape[1:], 3), np.uint8), masks=DenseMasks(masks))

@@ -154,6 +154,19 @@ def test_iou_weight_scales_the_iou_heads_training(tmp_path, scenes):
     )
 
 
+def test_iou_rank_weight_reaches_the_trainers_loss(tmp_path, scenes):
+    """loss.iou_rank_weight adds the ranking term, logged as "iou_rank", to every step's loss."""
+    config = make_config(tmp_path / "ranked", 2, loss={"iou_rank_weight": 2.0})
+    trainer = Trainer(config, scenes)
+    trainer.fit()
+    for record in trainer.history:
+        assert record["iou_rank"] > 0
+        assert record["loss"] == pytest.approx(
+            20 * record["focal"] + record["dice"] + record["iou_mse"] + 2 * record["iou_rank"],
+            rel=1e-5,
+        )
+
+
 def test_resume_equals_straight_run(tmp_path, scenes):
     straight = weights(Trainer(make_config(tmp_path / "a", 6), scenes).fit())
     first = make_config(tmp_path / "b", 3, loop={"checkpoint_every": 3})
@@ -237,6 +250,10 @@ def test_lr_schedule():
         ("[training]\nmax_steps = 1\n", "training"),
         ('[loop]\nmax_steps = "ten"\n', "max_steps"),
         ("[loss]\niou_weight = -1.0\n", "iou_weight"),
+        ("[loss]\niou_rank_weight = -0.5\n", "iou_rank_weight"),
+        ('[loss]\niou_rank_weight = "high"\n', "iou_rank_weight"),
+        ("[loss]\niou_rank_weight = true\n", "iou_rank_weight"),
+        ("[loss]\niou_weight = inf\n", "iou_weight"),
         ("[loss]\nfocal_weight = 2.0\n", "focal_weight"),
         ("[loop\n", "TOML"),
         (b"\xff\xfe[loop]", "not UTF-8"),
@@ -257,10 +274,11 @@ def test_config_toml_and_json(tmp_path):
     toml.write_text(
         '[data]\ntrain = "synthetic:train:4:64"\n[model]\ntrainable = "decoder+prompt"\n'
         "[optim]\nlr = 1\nbetas = [0.9, 0.95]\nmilestones = [10, 20]\n[loop]\nmax_steps = 5\n"
-        "[loss]\niou_weight = 4\n"
+        "[loss]\niou_weight = 4\niou_rank_weight = 0.5\n"
     )
     config = load_config(toml)
     assert config.model.trainable == "decoder+prompt" and config.loss.iou_weight == 4.0
+    assert config.loss.iou_rank_weight == 0.5
     assert config.optim.betas == (0.9, 0.95) and config.optim.milestones == (10, 20)
     assert config.loop.max_steps == 5 and config.loop.iterations == 11
     as_json = tmp_path / "c.json"

@@ -12,6 +12,7 @@ from segany.errors import PromptError
 from segany.train.losses import (
     dice_loss,
     iou_of,
+    iou_rank_loss,
     mask_loss,
     sam_loss,
     sigmoid_focal_loss,
@@ -312,6 +313,31 @@ def test_sam_loss_trains_the_best_of_k_masks():
     torch.testing.assert_close(weighted["total"], expected_mask + 5.0 * expected_mse)
     masks_only = sam_loss(logits, iou_pred.detach().requires_grad_(), target, True, iou_weight=0)
     torch.testing.assert_close(masks_only["total"], expected_mask)
+
+
+def test_iou_rank_loss_trains_the_choice():
+    """The ranking term is 0 when predicted and actual IoUs rank alike with the same margins,
+    grows when the head ranks a worse mask first, pushes the best mask's prediction up and the
+    others down, is 0 for a single mask, and enters "total" only with its weight."""
+    actual = torch.tensor([[0.9, 0.5, 0.2], [0.3, 0.3, 0.3]])
+    assert torch.allclose(iou_rank_loss(actual + 0.05, actual), torch.zeros(2), atol=1e-6)
+    wrong = torch.tensor([[0.2, 0.5, 0.9], [0.9, 0.1, 0.1]], requires_grad=True)
+    loss = iou_rank_loss(wrong, actual)
+    assert (loss > 0.5).all()
+    loss.sum().backward()
+    assert wrong.grad[0, 0] < 0 < wrong.grad[0, 2]  # descent raises mask 0, lowers mask 2
+    assert wrong.grad[1, 0] > 0  # all three equal: the over-ranked one comes down
+    assert iou_rank_loss(torch.rand(4, 1), torch.rand(4, 1)).abs().max() < 1e-6
+
+    target = torch.zeros(2, 4, 4, dtype=torch.bool)
+    target[:, :2] = True
+    logits = torch.randn(2, 3, 4, 4)
+    iou_pred = torch.tensor([[0.1, 0.2, 0.3], [0.9, 0.2, 0.4]])
+    plain = sam_loss(logits, iou_pred, target, multimask=True)
+    ranked = sam_loss(logits, iou_pred, target, multimask=True, iou_rank_weight=2.0)
+    expected = iou_rank_loss(iou_pred, plain["iou"]).mean()
+    torch.testing.assert_close(plain["iou_rank"], expected)  # reported, unweighted
+    torch.testing.assert_close(plain["total"], ranked["total"] - 2.0 * expected)
 
 
 def test_sam_loss_single_mask():

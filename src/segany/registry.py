@@ -184,8 +184,7 @@ register(
             {"points_per_side": 32, "pred_iou_thresh": 0.3, "stability_score_thresh": 0.6}
         ),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
-        description="segany's first built-in model: small conv encoder + SAM decoder, 256 px "
-        "input",
+        description="segany's first built-in model: small conv encoder + SAM decoder, 256 px input",
     )
 )
 # The built-in model, the default (issue 13): 512 px input, a stride-8 embedding from the

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 
 from segany.cli.errors import UsageError
-from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.cli.model_options import add_model_arguments, load_model, resolve_model
 from segany.cli.parsing import BOX_FORM, POINT_FORM, check_inside_image, parse_prompts
 from segany.devices import resolve_device
 from segany.formats.image import read_image
+from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.registry import ModelSpec
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def segment(
 def describe_mask(
     index: int, mask: np.ndarray, score: float, chosen: bool, paths: list[Path]
 ) -> dict[str, Any]:
-    """One (H, W) mask for the report; `bbox_xyxy` has exclusive x1, y1 (see segany.masks.extent)."""
+    """One (H, W) mask for the report; `bbox_xyxy` has exclusive x1, y1 (`mask_bbox_xyxy`)."""
     bbox = mask_bbox_xyxy(mask)
     return {
         "index": index,

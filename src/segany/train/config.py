@@ -6,7 +6,7 @@ A config file has up to five tables, each optional, whose keys are the fields be
     [model]  name = "test_tiny"   checkpoint = "..."   pretrained = false   trainable = "decoder"
     [optim]  lr = 1e-4   batch_size = 4   masks_per_image = 8   ...
     [loop]   max_steps = 1000   output_dir = "runs/tiny"   ...
-    [loss]   iou_weight = 1.0
+    [loss]   iou_weight = 1.0, iou_rank_weight = 0.0
 
 Unknown tables or keys and out-of-range values raise `ConfigError`, naming the key.
 """
@@ -149,13 +149,21 @@ class LossConfig:
     iou_weight: the IoU head's mean squared error is added to the mask loss (20 x focal +
     1 x dice) times this; 1.0 is the SAM paper's. A higher weight makes the shared decoder
     spend more of its capacity on predicting the IoU that chooses among the three masks.
+    iou_rank_weight: weight of a ranking term over the three predicted IoUs (the KL divergence
+    between the softmaxes of actual and predicted IoUs, `segany.train.losses.iou_rank_loss`),
+    which trains the head's *choice* rather than its values; 0 (the default) leaves it out.
     """
 
     iou_weight: float = 1.0
+    iou_rank_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.iou_weight >= 0:
-            raise ConfigError(f"loss.iou_weight = {self.iou_weight} must be >= 0")
+        for name in ("iou_weight", "iou_rank_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and 0 <= value < float("inf")
+            ):
+                raise ConfigError(f"loss.{name} = {value!r} must be a number >= 0")
 
 
 @dataclass(frozen=True)

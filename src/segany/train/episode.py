@@ -18,10 +18,11 @@ import torch.nn.functional as F
 
 from segany.modeling.sam import Sam
 from segany.train.batches import low_res_targets
+from segany.train.config import LossConfig
 from segany.train.losses import sam_loss
 from segany.train.prompts import PromptBatch, error_region_points, first_prompts, iterative_schedule
 
-LOSS_PARTS = ("total", "focal", "dice", "iou_mse")
+LOSS_PARTS = ("total", "focal", "dice", "iou_mse", "iou_rank")
 
 
 def decode(
@@ -63,7 +64,7 @@ def episode_loss(
     iterations: tuple[int, int],
     generators: list[torch.Generator],
     schedule_generator: torch.Generator,
-    iou_weight: float = 1.0,
+    loss: LossConfig | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean loss over the steps of the interactive episodes of every mask of every image.
 
@@ -74,11 +75,13 @@ def episode_loss(
         iterations: (point steps, mask-only steps), e.g. (8, 2) for the paper's 11 steps.
         generators: B generators (on the masks' device), image i's random choices.
         schedule_generator: (CPU) draws where the mask-only steps fall, the same for all items.
-        iou_weight: the IoU head's term in "total" (see `sam_loss`).
+        loss: the weights of the IoU head's terms in "total" (see `sam_loss`; None: the
+            defaults).
     Returns:
-        "total" (with gradient), "focal", "dice", "iou_mse" scalars: each image weighs 1 / B and
-        its masks share that equally; averaged over the steps.
+        "total" (with gradient), "focal", "dice", "iou_mse", "iou_rank" scalars: each image
+        weighs 1 / B and its masks share that equally; averaged over the steps.
     """
+    loss = loss or LossConfig()
     schedule = iterative_schedule(*iterations, schedule_generator)
     first = [first_prompts(gt, g) for gt, g in zip(masks, generators, strict=True)]
     owner = torch.cat([torch.full((len(gt),), i) for i, gt in enumerate(masks)])  # (M,)
@@ -121,7 +124,8 @@ def episode_loss(
             targets,
             multimask=step.multimask,
             weights=weights,
-            iou_weight=iou_weight,
+            iou_weight=loss.iou_weight,
+            iou_rank_weight=loss.iou_rank_weight,
         )
         for part in LOSS_PARTS:
             totals[part] = totals[part] + losses[part]

@@ -6,7 +6,11 @@ prompt); the IoU head is trained by the mean squared error between each mask's p
 its actual IoU with the ground truth.
 
 The IoU term is added with weight 1 (the paper's constant scaling factor of 1.0) unless
-`iou_weight` says otherwise.
+`iou_weight` says otherwise. An optional ranking term (`iou_rank_weight`, not in the paper)
+trains the K predicted IoUs as a choice: the KL divergence from the softmax of the masks' actual
+IoUs to the softmax of the predicted ones (ListNet; Cao et al., 2007), both at temperature
+RANK_TEMPERATURE, so the mask the head ranks first is the one that is best; items whose masks
+are about equally good carry almost no weight.
 
 On which masks the IoU head is trained: the paper says "between the IoU prediction and the
 predicted mask's IoU with the ground truth mask". At inference the head's job is to *rank* the K
@@ -22,6 +26,8 @@ import torch.nn.functional as F
 
 FOCAL_WEIGHT = 20.0
 DICE_WEIGHT = 1.0
+# IoU differences of 0.1 between candidates become odds of e : 1 in the ranking term.
+RANK_TEMPERATURE = 0.1
 
 
 def _check(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -91,6 +97,15 @@ def iou_of(pred_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(union == 0, torch.ones_like(iou), iou)
 
 
+def iou_rank_loss(iou_pred: torch.Tensor, actual_iou: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(actual / T) || softmax(predicted / T)) over the K candidates of each item,
+    T = RANK_TEMPERATURE: (B, K), (B, K) -> (B,); 0 when the two rank alike with the same
+    margins, and 0 for K = 1 (nothing to choose)."""
+    target = torch.softmax(actual_iou.to(iou_pred.dtype) / RANK_TEMPERATURE, dim=1)
+    log_predicted = torch.log_softmax(iou_pred / RANK_TEMPERATURE, dim=1)
+    return F.kl_div(log_predicted, target, reduction="none").sum(dim=1)
+
+
 def sam_loss(
     mask_logits: torch.Tensor,
     iou_pred: torch.Tensor,
@@ -99,6 +114,7 @@ def sam_loss(
     iou_on_all: bool = True,
     weights: torch.Tensor | None = None,
     iou_weight: float = 1.0,
+    iou_rank_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """SAM's loss for a batch of predictions.
 
@@ -111,10 +127,11 @@ def sam_loss(
         weights: (B,) weight of each item in the batch's averages (default 1 / B each: means).
         iou_weight: "total" is the chosen masks' loss plus iou_weight x "iou_mse" (the
             paper's 1.0 by default).
+        iou_rank_weight: plus iou_rank_weight x "iou_rank" (`iou_rank_loss`; default 0: off).
     Returns:
-        dict of scalars "total", "focal", "dice", "iou_mse" (weighted averages over the batch,
-        focal unweighted by its 20), and "best" (B,) int64, the mask the loss was taken on,
-        and "iou" (B, K), the masks' actual IoUs.
+        dict of scalars "total", "focal", "dice", "iou_mse", "iou_rank" (weighted averages
+        over the batch, focal unweighted by its 20), and "best" (B,) int64, the mask the loss
+        was taken on, and "iou" (B, K), the masks' actual IoUs.
     """
     if mask_logits.ndim != 4 or iou_pred.shape != mask_logits.shape[:2]:
         raise ValueError(
@@ -135,12 +152,17 @@ def sam_loss(
     weights = weights.to(per_mask.dtype)
     squared = (iou_pred - actual_iou.to(iou_pred.dtype)).pow(2)  # (B, K)
     iou_mse = (squared.mean(dim=1) if iou_on_all else squared[rows, best]) @ weights
+    iou_rank = iou_rank_loss(iou_pred, actual_iou) @ weights
     chosen = per_mask[rows, best] @ weights
+    total = chosen + iou_weight * iou_mse
+    if iou_rank_weight:  # left out at 0, so that runs without it are bit for bit the same
+        total = total + iou_rank_weight * iou_rank
     return {
-        "total": chosen + iou_weight * iou_mse,
+        "total": total,
         "focal": focal[rows, best] @ weights,
         "dice": dice[rows, best] @ weights,
         "iou_mse": iou_mse,
+        "iou_rank": iou_rank,
         "best": best,
         "iou": actual_iou,
     }

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from segany.modeling.sam import Sam
+from segany.train.config import LossConfig
 from segany.train.episode import episode_loss
 
 
@@ -51,7 +52,7 @@ class TrainStep(nn.Module):
         model: the Sam being trained (its frozen parts have requires_grad False).
         iterations: (point steps, mask-only steps) of each episode.
         cache: embedding cache, used only when the image encoder is frozen.
-        iou_weight: the IoU head's weight in the loss (`LossConfig.iou_weight`).
+        loss: the weights of the loss's IoU terms (None: the defaults).
     """
 
     def __init__(
@@ -59,13 +60,13 @@ class TrainStep(nn.Module):
         model: Sam,
         iterations: tuple[int, int],
         cache: EmbeddingCache | None,
-        iou_weight: float = 1.0,
+        loss: LossConfig | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.iterations = iterations
         self.cache = cache
-        self.iou_weight = iou_weight
+        self.loss = loss or LossConfig()
         self.encoder_trainable = any(p.requires_grad for p in model.image_encoder.parameters())
 
     def embed(self, images: torch.Tensor, keys: list[int]) -> torch.Tensor:
@@ -102,5 +103,5 @@ class TrainStep(nn.Module):
             self.iterations,
             generators,
             schedule_generator,
-            iou_weight=self.iou_weight,
+            loss=self.loss,
         )

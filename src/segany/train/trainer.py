@@ -155,7 +155,7 @@ class Trainer:
         cache = EmbeddingCache(cfg.model.embedding_cache) if frozen_encoder else None
         self.embedding_cache = cache
         iterations = (loop.point_iterations, loop.mask_only_iterations)
-        runner: torch.nn.Module = TrainStep(model, iterations, cache, cfg.loss.iou_weight)
+        runner: torch.nn.Module = TrainStep(model, iterations, cache, cfg.loss)
         if world.distributed:
             runner = DistributedDataParallel(
                 runner,
