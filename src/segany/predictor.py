@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from segany.devices import computes_bfloat16_natively
+from segany.edge_refinement import EdgeRefinement, refine_masks
 from segany.errors import ConfigError, ImageError, PromptError
 from segany.modeling.sam import Sam
 from segany.modeling.two_way_transformer import ImageSide
@@ -46,6 +47,7 @@ class SamPredictor:
         sam_model: Sam,
         autocast_dtype: torch.dtype | None = None,
         encoder_autocast: torch.dtype | str | None = "auto",
+        edge_refinement: EdgeRefinement | str | None = "auto",
     ) -> None:
         """`autocast_dtype=torch.bfloat16` runs all the networks under autocast (for GPUs; on
         CPUs without bf16 units it is far slower than float32).
@@ -55,14 +57,29 @@ class SamPredictor:
         (`segany.devices.computes_bfloat16_natively`), float32 otherwise; the reference models
         declare none, so they always run in float32 and match the reference. None: float32.
         Outputs stay float32. `ConfigError` for any other value.
+
+        `edge_refinement` sharpens the boolean masks `predict` returns with a guided filter
+        over the image (`segany.edge_refinement`). "auto": the model's measured
+        `ModelSpec.edge_refinement` (segany-tiny-v2 has one; the reference models none, so
+        their masks match the reference); None: never; an `EdgeRefinement`: those settings.
+        It needs the image's pixels: after `set_image`, or `set_embedding(..., image=...)`.
+        Logits (`return_logits`, the low-resolution ones, `predict_torch`) are never refined.
         """
         if not (encoder_autocast in (None, "auto") or isinstance(encoder_autocast, torch.dtype)):
             raise ConfigError(
                 f"encoder_autocast must be 'auto', None or a torch dtype, got {encoder_autocast!r}"
             )
+        if not (edge_refinement in (None, "auto") or isinstance(edge_refinement, EdgeRefinement)):
+            raise ConfigError(
+                "edge_refinement must be 'auto', None or an EdgeRefinement, got "
+                f"{edge_refinement!r}"
+            )
         self.model = sam_model
         self.autocast_dtype = autocast_dtype
         self.encoder_autocast = encoder_autocast
+        if edge_refinement == "auto":
+            edge_refinement = getattr(getattr(sam_model, "spec", None), "edge_refinement", None)
+        self.edge_refinement: EdgeRefinement | None = edge_refinement
         self.reset_image()
 
     def _autocast(self, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
@@ -101,15 +118,18 @@ class SamPredictor:
         self.input_size: tuple[int, int] | None = None
         # Prompt-independent decoder work for this image, made on the first mask-less prompt.
         self._image_side: ImageSide | None = None
+        # The image's (H, W, 3) uint8 RGB pixels, kept only for edge refinement.
+        self._guide: np.ndarray | None = None
 
     # ---- image ---------------------------------------------------------------------------
 
     def set_image(self, image: Any, image_format: str = "RGB") -> None:
         """Compute the embedding of an (H, W, 3) uint8 array (RGB or BGR) or a PIL image."""
-        rgb = as_rgb_array(image, image_format)
-        resized = resize_image(np.ascontiguousarray(rgb), self.model.image_size)
+        rgb = np.ascontiguousarray(as_rgb_array(image, image_format))
+        resized = resize_image(rgb, self.model.image_size)
         tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None]
         self.set_torch_image(tensor, rgb.shape[:2])
+        self._keep_guide(rgb)
 
     @torch.inference_mode()
     def set_torch_image(
@@ -138,8 +158,12 @@ class SamPredictor:
         self._require_image()
         return self.features
 
-    def set_embedding(self, embedding: torch.Tensor, original_size: tuple[int, int]) -> None:
-        """Reuse an embedding from `get_image_embedding` for an (H, W) image: no encoder pass."""
+    def set_embedding(
+        self, embedding: torch.Tensor, original_size: tuple[int, int], image: Any = None
+    ) -> None:
+        """Reuse an embedding from `get_image_embedding` for an (H, W) image: no encoder pass.
+        `image`: the (H, W, 3) uint8 RGB pixels, for edge refinement (without them the masks
+        are not refined)."""
         grid = self.model.prompt_encoder.image_embedding_size
         expected = (1, self.model.prompt_encoder.embed_dim, *grid)
         if not isinstance(embedding, torch.Tensor) or tuple(embedding.shape) != expected:
@@ -151,6 +175,18 @@ class SamPredictor:
         self.original_size = (h, w)
         self.input_size = preprocess_shape(h, w, self.model.image_size)
         self.is_image_set = True
+        if image is not None:
+            rgb = as_rgb_array(image)
+            if rgb.shape[:2] != (h, w):
+                raise ImageError(
+                    f"the image is {rgb.shape[1]}x{rgb.shape[0]} but the embedding is of a "
+                    f"{w}x{h} image"
+                )
+            self._keep_guide(rgb)
+
+    def _keep_guide(self, rgb: np.ndarray) -> None:
+        if self.edge_refinement is not None:
+            self._guide = rgb  # the caller's array when it is already RGB uint8: not copied
 
     def _require_image(self) -> None:
         if not self.is_image_set:
@@ -177,7 +213,7 @@ class SamPredictor:
             mask_input: (1, 256, 256) low-resolution logits from a previous call, or
                 (B, 1, 256, 256) with B boxes.
             multimask_output: 3 ambiguity-aware masks instead of 1.
-            return_logits: return float logits instead of boolean masks.
+            return_logits: return float logits instead of boolean masks (never refined).
 
         Returns:
             masks (C, H, W) bool (or float32 logits), iou predictions (C,) float32,
@@ -213,10 +249,17 @@ class SamPredictor:
             masks_t = torch.as_tensor(masks_np, dtype=torch.float, device=device)
             masks_t = masks_t.expand(batch, -1, -1, -1)
 
+        refine = self.edge_refinement is not None and self._guide is not None and not return_logits
         masks, iou, low_res = self.predict_torch(
-            coords_t, labels_t, boxes_t, masks_t, multimask_output, return_logits
+            coords_t, labels_t, boxes_t, masks_t, multimask_output, return_logits or refine
         )
-        outputs = (masks.cpu().numpy(), iou.cpu().numpy(), low_res.cpu().numpy())
+        masks_np = masks.cpu().numpy()  # (B, C, H, W)
+        if refine:
+            assert self.edge_refinement is not None and self.original_size is not None
+            radius = self.edge_refinement.radius_for(max(self.original_size), long_side)
+            eps = self.edge_refinement.eps
+            masks_np = np.stack([refine_masks(m, self._guide, radius, eps) for m in masks_np])
+        outputs = (masks_np, iou.cpu().numpy(), low_res.cpu().numpy())
         return outputs if batch > 1 else tuple(x[0] for x in outputs)
 
     @torch.inference_mode()
@@ -332,7 +375,7 @@ class SamPredictor:
             embeddings = self.model.image_encoder(batch).float()
         results = []
         for rgb, embedding, prompt in zip(rgbs, embeddings, prompts, strict=True):
-            self.set_embedding(embedding[None], rgb.shape[:2])
+            self.set_embedding(embedding[None], rgb.shape[:2], rgb)
             results.append(
                 self.predict(
                     **prompt, multimask_output=multimask_output, return_logits=return_logits

@@ -11,12 +11,14 @@ Shared by the annotation server, the CLI and the geo service.
 
 from segany.cache.embedding import CachedEmbedding, encode, restore
 from segany.cache.keys import image_key, weights_id
+from segany.cache.pixels import PixelCache
 from segany.cache.store import CacheStats, EmbeddingCache
 
 __all__ = [
     "CacheStats",
     "CachedEmbedding",
     "EmbeddingCache",
+    "PixelCache",
     "encode",
     "image_key",
     "restore",

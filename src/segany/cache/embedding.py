@@ -64,11 +64,12 @@ def encode(predictor: SamPredictor, image: Any, image_format: str = "RGB") -> Ca
     return CachedEmbedding(embedding, predictor.original_size)
 
 
-def restore(predictor: SamPredictor, cached: CachedEmbedding) -> None:
-    """Set `predictor` to the image `cached` was computed from, without an encoder pass.
+def restore(predictor: SamPredictor, cached: CachedEmbedding, image: Any = None) -> None:
+    """Set `predictor` to the image `cached` was computed from, without an encoder pass;
+    `image`, that image's pixels, lets the predictor refine mask edges (`SamPredictor`).
 
     `set_embedding` rebuilds all the per-image state `set_image` makes (the input size from the
     original size, and drops the decoder's per-image work), so the predictor then gives the same
     masks as after `set_image` on the original image.
     """
-    predictor.set_embedding(cached.embedding, cached.original_size)
+    predictor.set_embedding(cached.embedding, cached.original_size, image)

@@ -1,23 +1,32 @@
 """A least-recently-used map bounded in bytes, not entries: embeddings of different models
-differ 16x in size (test_tiny 32 KiB, SAM 4 MiB), so a count bound says little about memory."""
+differ 16x in size (test_tiny 32 KiB, SAM 4 MiB), and images far more, so a count bound says
+little about memory."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, Protocol, TypeVar
 
-from segany.cache.embedding import CachedEmbedding
+
+class _Sized(Protocol):
+    @property
+    def nbytes(self) -> int: ...
 
 
-class ByteLRU:
-    """key -> `CachedEmbedding`, holding at most `max_bytes` of tensors in total.
+Value = TypeVar("Value", bound=_Sized)
 
-    Not thread-safe by itself: `EmbeddingCache` calls it under its lock.
+
+class ByteLRU(Generic[Value]):
+    """key -> value (a `CachedEmbedding`, a NumPy array: anything with `nbytes`), holding at
+    most `max_bytes` in total.
+
+    Not thread-safe by itself: its owners (`EmbeddingCache`, `PixelCache`) call it under a lock.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.nbytes = 0
-        self._entries: OrderedDict[str, CachedEmbedding] = OrderedDict()
+        self._entries: OrderedDict[str, Value] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -25,14 +34,14 @@ class ByteLRU:
     def __contains__(self, key: str) -> bool:
         return key in self._entries
 
-    def get(self, key: str) -> CachedEmbedding | None:
+    def get(self, key: str) -> Value | None:
         """The entry for `key`, now the most recently used; None if absent."""
         value = self._entries.get(key)
         if value is not None:
             self._entries.move_to_end(key)
         return value
 
-    def put(self, key: str, value: CachedEmbedding) -> None:
+    def put(self, key: str, value: Value) -> None:
         """Insert or replace `key`, then evict the least recently used entries until the total
         is within the bound. An entry larger than the whole bound is not kept at all (it would
         evict everything else and then itself)."""

@@ -208,7 +208,7 @@ def segment(
     else:
         store, key = cache
         embedding, cached = store.get_or_compute(key, lambda: encode(predictor, image))
-        restore(predictor, embedding)
+        restore(predictor, embedding, image)
     masks, scores, _ = predictor.predict(coords, labels, boxes, multimask_output=not single)
     if boxes is None or len(boxes) == 1:
         masks, scores = masks[None], scores[None]

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from segany.cache import CachedEmbedding, EmbeddingCache, encode, image_key, restore
+from segany.cache import CachedEmbedding, EmbeddingCache, PixelCache, encode, image_key, restore
 from segany.geo.errors import ExtentError
 from segany.geo.projection import WEB_MERCATOR, check_lnglat, check_zoom
 from segany.geo.raster import Extent, ExtentGrid, extent_grid, extent_image
@@ -145,6 +145,8 @@ class SamgisService:
         (the server's one-pass-at-a-time lock). tile_url: a URL template that replaces every
         source (`segany serve --tile-url`). allow_templates: whether a request's source_type
         may be a URL template (off for the server: a client must not make it fetch any URL).
+        pixels: extent images kept in memory, for the masks' edge refinement when the
+        embedding comes from the cache.
     """
 
     model: Any  # segany.modeling.Sam
@@ -154,6 +156,7 @@ class SamgisService:
     fetcher: TileFetcher
     tile_url: str | None = None
     allow_templates: bool = False
+    pixels: PixelCache = field(default_factory=PixelCache)
 
     def source(self, source_type: str) -> TileSource:
         if not self.tile_url and is_template(source_type) and not self.allow_templates:
@@ -174,7 +177,12 @@ class SamgisService:
         self.fetcher.check_count(len(grid.tiles))
         embedding, cached = self.embedding(source, grid)
         predictor = SamPredictor(self.model)
-        restore(predictor, embedding)
+        pixels = None
+        if predictor.edge_refinement is not None:
+            pixels = self.pixels.get_or_load(
+                self._key(source, grid), lambda: extent_image(grid, source, self.fetcher)
+            )
+        restore(predictor, embedding, pixels)
         predictions = self._decode(predictor, grid, request.prompt)
         features = []
         for mask, score, ids in predictions:
@@ -204,16 +212,21 @@ class SamgisService:
     def embedding(self, source: TileSource, grid: ExtentGrid) -> tuple[CachedEmbedding, bool]:
         """The extent image's embedding and whether it came from the cache; tiles are fetched
         only on a miss, and one computation serves concurrent requests for the same extent."""
-        described = f"{_KEY_SCHEME}\n{source.url}\n{grid.zoom}\n{grid.left},{grid.top}"
-        described += f",{grid.width},{grid.height}"
-        key = image_key(described.encode(), self.model.spec.name, self.weights_id)
+        key = self._key(source, grid)
 
         def compute() -> CachedEmbedding:
             image = extent_image(grid, source, self.fetcher)  # (H, W, 3) uint8
+            self.pixels.put(key, image)
             with self.compute_lock:
                 return encode(SamPredictor(self.model), image)
 
         return self.cache.get_or_compute(key, compute)
+
+    def _key(self, source: TileSource, grid: ExtentGrid) -> str:
+        """The extent image's cache key: its tiles' source, zoom and pixel window."""
+        described = f"{_KEY_SCHEME}\n{source.url}\n{grid.zoom}\n{grid.left},{grid.top}"
+        described += f",{grid.width},{grid.height}"
+        return image_key(described.encode(), self.model.spec.name, self.weights_id)
 
     def _decode(self, predictor: SamPredictor, grid: ExtentGrid, prompts: list) -> list:
         """(mask (H, W) bool, score, prompt ids) per decoder call: every rectangle with all

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from segany.cache import CachedEmbedding, EmbeddingCache, encode, image_key, restore, weights_id
+from segany.cache import (
+    CachedEmbedding,
+    EmbeddingCache,
+    PixelCache,
+    encode,
+    image_key,
+    restore,
+    weights_id,
+)
 from segany.errors import PromptError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_coco_rle
@@ -66,6 +74,7 @@ class ModelService:
         self.weights_id = weights_id(weights) if weights is not None else "random-seed-0"
         self.cache = EmbeddingCache(settings.cache_dir, settings.cache_memory_bytes)
         self.previous = PreviousLogits(settings.data_dir / "previous")
+        self.pixels = PixelCache()  # decoded images, for the masks' edge refinement
         self._compute = threading.Lock()  # one forward pass at a time in this process
         self._generator: Any = None
 
@@ -86,6 +95,7 @@ class ModelService:
 
         def compute() -> CachedEmbedding:
             pixels = read_upright(image.path)
+            self.pixels.put(image.sha256, pixels)
             with self._compute:
                 return encode(SamPredictor(self.model), pixels)
 
@@ -109,7 +119,10 @@ class ModelService:
         if previous is not None:  # checked before the (maybe costly) embedding
             mask_input = self.previous.get(previous, predictor.low_res_size)
         cached_embedding, cached = self.embedding(image)
-        restore(predictor, cached_embedding)
+        pixels = None
+        if predictor.edge_refinement is not None:
+            pixels = self.pixels.get_or_load(image.sha256, lambda: read_upright(image.path))
+        restore(predictor, cached_embedding, pixels)
         coords = labels = None
         if points:
             array = np.asarray(points, dtype=np.float64)  # (N, 3)
