@@ -27,7 +27,7 @@ class EdgeRefinement:
     the image by original long side / input long side); eps: regularisation of the colour
     fit (colours in [0, 1]): larger ignores weaker edges."""
 
-    radius: int = 8
+    radius: int = 16
     eps: float = 3e-4
 
     def __post_init__(self) -> None:

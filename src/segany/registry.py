@@ -210,11 +210,12 @@ register(
         # CPU (AVX512-BF16), embedding within 0.4 %, 1-point mIoU on 16 validation scenes
         # 0.674 against 0.673 (README, "segany-tiny v2").
         encoder_autocast=torch.bfloat16,
-        # Its logits lie on a stride-4 grid: a guided filter (radius 8 input pixels) snaps the
-        # outlines to the image's colour edges. On 12 validation scenes (102 masks) 1-point
-        # mIoU 0.638 -> 0.670, boundary F 0.554 -> 0.619, 3 ms a click (README, "segany-tiny
-        # v2"; training/segany-tiny/experiments/edges.py).
-        edge_refinement=EdgeRefinement(radius=8, eps=3e-4),
+        # Its logits lie on a stride-4 grid: a guided filter (radius 16 input pixels) snaps the
+        # outlines to the image's colour edges. On 12 validation scenes (136 masks, stage 9's
+        # weights): 1-point mIoU 0.665 -> 0.713, oracle 0.760 -> 0.820, NoC@85 9.2 -> 5.4,
+        # boundary F 0.600 -> 0.675, 2 ms more a click; radius 8 and 32 did less on both the
+        # scenes and the photo scenes (training/segany-tiny/experiments/edges.py).
+        edge_refinement=EdgeRefinement(radius=16, eps=3e-4),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
         description="segany's built-in model (the default): pyramid encoder + SAM decoder, "
         "512 px input",
