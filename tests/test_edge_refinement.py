@@ -5,6 +5,7 @@ reference models')."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from segany.edge_refinement import EdgeRefinement, guided_filter, refine_masks
 from segany.errors import ConfigError
 from segany.registry import get_spec, list_models
 
+ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 60, 80
 EDGE = 41  # the test image's colour edge: columns < EDGE red, >= EDGE blue
 
@@ -226,3 +228,30 @@ def test_cache_round_trip_keeps_refined_masks(tmp_path, tiny):
     restore(restored, again, image)
     np.testing.assert_array_equal(_click(restored)[0], first)
     assert torch.equal(again.embedding, cached.embedding)
+
+
+def test_automatic_masks_of_the_built_in_model_are_refined():
+    """AMG thresholds each candidate through the predictor: segany-tiny-v2's masks come
+    refined (closer to the sample's drawn disc), and switching the predictor's refinement off
+    gives the plain threshold."""
+    from PIL import Image
+
+    from segany.formats.segmentation import to_binary_mask
+    from segany.masks.generator import AutomaticMaskGenerator
+
+    model = build_sam()  # segany-tiny-v2, the shipped weights
+    image = np.asarray(Image.open(ROOT / "examples/sample.png").convert("RGB"))
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    disc = (xx - 330) ** 2 + (yy - 190) ** 2 <= 100**2
+
+    def best_disc_iou(refine: bool) -> float:
+        generator = AutomaticMaskGenerator(model, points_per_side=8, output_mode="binary_mask")
+        assert generator.predictor.edge_refinement is not None
+        if not refine:
+            generator.predictor.edge_refinement = None
+        records = generator.generate(image)
+        masks = [to_binary_mask(r["segmentation"]) for r in records]
+        return max(float((m & disc).sum() / (m | disc).sum()) for m in masks)
+
+    raw, refined = best_disc_iou(False), best_disc_iou(True)
+    assert refined > raw and refined >= 0.97, (raw, refined)

@@ -255,12 +255,20 @@ class SamPredictor:
         )
         masks_np = masks.cpu().numpy()  # (B, C, H, W)
         if refine:
-            assert self.edge_refinement is not None and self.original_size is not None
-            radius = self.edge_refinement.radius_for(max(self.original_size), long_side)
-            eps = self.edge_refinement.eps
-            masks_np = np.stack([refine_masks(m, self._guide, radius, eps) for m in masks_np])
+            masks_np = np.stack([self.threshold_masks(m) for m in masks_np])
         outputs = (masks_np, iou.cpu().numpy(), low_res.cpu().numpy())
         return outputs if batch > 1 else tuple(x[0] for x in outputs)
+
+    def threshold_masks(self, logits: np.ndarray) -> np.ndarray:
+        """(C, H, W) float logits at the current image's original size -> (C, H, W) bool
+        masks: refined (`edge_refinement`) when the predictor has settings and the image's
+        pixels, else the plain threshold."""
+        if self.edge_refinement is None or self._guide is None:
+            return logits > self.model.mask_threshold
+        assert self.original_size is not None
+        radius = self.edge_refinement.radius_for(max(self.original_size), self.model.image_size)
+        shifted = logits - self.model.mask_threshold
+        return refine_masks(shifted, self._guide, radius, self.edge_refinement.eps)
 
     @torch.inference_mode()
     def predict_torch(

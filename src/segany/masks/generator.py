@@ -234,7 +234,8 @@ class AutomaticMaskGenerator:
             if cfg.stability_score_thresh > 0.0:
                 stable = stability >= cfg.stability_score_thresh
                 chunk, logits, stability = chunk[stable], logits[stable], stability[stable]
-            masks = logits > model.mask_threshold
+            # Thresholded, with the edges refined where the model's predictor does that.
+            masks = torch.from_numpy(predictor.threshold_masks(logits.numpy()))
             del logits
             chunk_boxes = masks_to_boxes(masks)
             inside = ~is_box_near_crop_edge(
