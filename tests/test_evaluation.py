@@ -391,10 +391,12 @@ def test_eval_command_prints_json_metrics(capsys):
         "encoding_ms",
         "threads",
         "encoder_dtype",
+        "edge_refinement",
     }
     assert set(report) == expected
     assert report["encoding_ms"] > 0 and report["threads"] >= 1
     assert report["encoder_dtype"] == "float32"  # test_tiny declares no faster dtype
+    assert report["edge_refinement"] is None  # nor an edge refinement
     assert report["amg"] is None  # only with --amg
     assert report["masks"] == 3 and report["model"] == "test_tiny"
     assert sum(row["masks"] for row in report["by_size"].values()) == 3
@@ -408,6 +410,7 @@ def test_eval_command_prints_a_table(capsys):
     out = capsys.readouterr().out
     for label in ("1-point mIoU", "oracle mIoU", "NoC@85", "NoC@90", "masks", "by mask area"):
         assert label in out
+    assert "masks not edge-refined" in out
 
 
 @pytest.mark.parametrize(

@@ -119,10 +119,17 @@ def run(args: argparse.Namespace) -> int:
         "encoding_ms": encoding_milliseconds(model),
         "threads": torch.get_num_threads(),
         "encoder_dtype": str(encoder_dtype).removeprefix("torch."),
+        "edge_refinement": _refinement(predictor),
         "amg": _amg_scores(model, dataset, config) if args.amg else None,
     }
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
+
+
+def _refinement(predictor: Any) -> dict[str, Any] | None:
+    """The edge refinement the masks were scored with (the model's own), None if off."""
+    settings = predictor.edge_refinement
+    return None if settings is None else {"radius": settings.radius, "eps": settings.eps}
 
 
 def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:
@@ -144,6 +151,12 @@ def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:
     }
 
 
+def _refinement_words(settings: dict[str, Any] | None) -> str:
+    if settings is None:
+        return "masks not edge-refined"
+    return f"masks edge-refined, radius {settings['radius']} input px"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The metrics as aligned "label  value" lines under a title line, then the size classes
     and, when run, the automatic masks' scores."""
@@ -156,7 +169,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
         f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px; encoding: "
         f"set_image's median of 5 on {report['threads']} threads, encoder in "
-        f"{report['encoder_dtype']})"
+        f"{report['encoder_dtype']}; {_refinement_words(report.get('edge_refinement'))})"
     )
     side = report["tiny_side"]
     lines.append(f"  objects (area >= {side}^2 px) and tiny masks (< {side}^2) apart:")
