@@ -270,3 +270,21 @@ def test_warm_stride4_init_copies_the_shipped_weights_and_starts_the_new_branch_
     new = sorted(set(init) - set(shipped))
     assert new and all(k.startswith(("image_encoder.lateral", "image_encoder.fuse")) for k in new)
     assert not init["image_encoder.lateral.1.weight"].any()
+
+
+def test_edges_script_prints_a_row_per_radius(capsys, monkeypatch):
+    """experiments/edges.py: the click protocol with the refinement off and at each radius,
+    on the same masks."""
+    edges = _experiment_module("edges")
+    monkeypatch.chdir(Path(__file__).parents[1])
+    argv = ["edges.py", "--data", "scenes:val:1:128", "--radius", "0", "4"]
+    monkeypatch.setattr("sys.argv", argv)
+    edges.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| radius |") and len(lines) == 4
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [row[0] for row in rows] == ["off", "4"]
+    assert rows[0][1] == rows[1][1] and int(rows[0][1]) > 0  # the same masks
+    for row in rows:
+        one, oracle, boundary = float(row[2]), float(row[3]), float(row[5])
+        assert 0 <= one <= oracle <= 1 and 0 <= boundary <= 1
