@@ -85,10 +85,36 @@ def test_refine_masks_rejects_mismatched_inputs(logits, image):
         refine_masks(logits, image, radius=2, eps=1e-3)
 
 
-@pytest.mark.parametrize("radius, eps", [(0, 1e-3), (2.5, 1e-3), (4, 0.0), (4, -1.0)])
-def test_edge_refinement_settings_are_checked(radius, eps):
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"radius": 0},
+        {"radius": 2.5},
+        {"eps": 0.0},
+        {"eps": -1.0},
+        {"subsample": 0},
+        {"subsample": True},
+    ],
+)
+def test_edge_refinement_settings_are_checked(options):
     with pytest.raises(ConfigError):
-        EdgeRefinement(radius=radius, eps=eps)
+        EdgeRefinement(**options)
+
+
+def test_the_fast_filter_follows_the_exact_one():
+    """Fitting the colour models on a 4x smaller image (He and Sun's fast guided filter) moves
+    a refined outline by little: the soft mask over the two-colour edge lands on the edge
+    either way, and on a textured image the two refined masks agree closely."""
+    image = two_colour_image()
+    for subsample in (1, 2, 4):
+        refined = refine_masks(ramp_logits(37.0), image, 8, 3e-4, subsample)[0]
+        assert abs(int(refined[HEIGHT // 2].sum()) - EDGE) <= 1, subsample
+    textured = synthetic_image(96, 128, seed=8)
+    logits = np.full((1, 96, 128), -6.0, np.float32)
+    logits[0, 20:70, 30:100] = 6.0
+    exact = refine_masks(logits, textured, 8, 3e-4, 1)[0]
+    fast = refine_masks(logits, textured, 8, 3e-4, 4)[0]
+    assert (exact & fast).sum() / (exact | fast).sum() > 0.9
 
 
 def test_the_radius_scales_from_the_input_frame_to_the_image():
@@ -129,7 +155,7 @@ def test_predictor_refines_with_given_settings_and_the_image(tiny):
     refined.set_image(image)
     masks, scores, low = _click(refined)
     radius = settings.radius_for(WIDTH, tiny.image_size)  # input-frame radius, scaled
-    np.testing.assert_array_equal(masks, refine_masks(logits, image, radius, 1e-3))
+    np.testing.assert_array_equal(masks, refine_masks(logits, image, radius, 1e-3, settings.subsample))
     assert not np.array_equal(masks, raw_masks)  # so the comparisons below can fail
     np.testing.assert_array_equal(scores, raw_scores)
     np.testing.assert_array_equal(low, raw_low)  # the logits fed back are never refined

@@ -5,6 +5,7 @@ to end on a tiny budget."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -71,7 +72,7 @@ def test_shipped_report_is_the_held_out_evaluation_of_those_weights():
         assert report["encoding_ms"] > 0
         # Scored as users get the masks: with the model's own edge refinement.
         refinement = SPEC.edge_refinement
-        assert report["edge_refinement"] == {"radius": refinement.radius, "eps": refinement.eps}
+        assert report["edge_refinement"] == dataclasses.asdict(refinement)
         assert "/work/" not in json.dumps(report) and "/tmp/" not in json.dumps(report)
 
 
@@ -144,7 +145,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
         assert report["encoding_ms"] > 0
         # Scored as users get the masks: with the model's own edge refinement.
         refinement = SPEC.edge_refinement
-        assert report["edge_refinement"] == {"radius": refinement.radius, "eps": refinement.eps}
+        assert report["edge_refinement"] == dataclasses.asdict(refinement)
         assert report["model"] == "segany-tiny-v2" and report["images"] == 1
         assert {"boundary_f", "amg"} <= report.keys()
     assert SPEC.bundled_path.read_bytes() == shipped_before

@@ -268,7 +268,8 @@ class SamPredictor:
         assert self.original_size is not None
         radius = self.edge_refinement.radius_for(max(self.original_size), self.model.image_size)
         shifted = logits - self.model.mask_threshold
-        return refine_masks(shifted, self._guide, radius, self.edge_refinement.eps)
+        settings = self.edge_refinement
+        return refine_masks(shifted, self._guide, radius, settings.eps, settings.subsample)
 
     @torch.inference_mode()
     def predict_torch(

@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
 def _refinement(predictor: Any) -> dict[str, Any] | None:
     """The edge refinement the masks were scored with (the model's own), None if off."""
     settings = predictor.edge_refinement
-    return None if settings is None else {"radius": settings.radius, "eps": settings.eps}
+    if settings is None:
+        return None
+    return {"radius": settings.radius, "eps": settings.eps, "subsample": settings.subsample}
 
 
 def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:

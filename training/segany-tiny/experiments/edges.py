@@ -5,7 +5,7 @@ with each radius given, on the same masks:
 
     python training/segany-tiny/experiments/edges.py [--model segany-tiny-v2] \
         [--checkpoint FILE] [--data "scenes:val:6:512 + photo:val:6:512"] \
-        [--radius 0 4 8 16] [--eps 3e-4]
+        [--radius 0 4 8 16] [--eps 3e-4] [--subsample 4]
 
 Radius 0 is "off"; a radius is in model-input pixels (`EdgeRefinement.radius`). Prints one row
 per setting: masks, 1-point mIoU, oracle (best of 3), NoC@85 / NoC@90, boundary F at 2 px,
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--data", default="scenes:val:6:512 + photo:val:6:512")
     parser.add_argument("--radius", type=int, nargs="+", default=[0, 4, 8, 16])
     parser.add_argument("--eps", type=float, default=3e-4)
+    parser.add_argument("--subsample", type=int, default=4, help="1: the exact filter")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,7 +62,11 @@ def main() -> None:
     print("| radius | masks | 1-point mIoU | oracle | NoC@85 / NoC@90 | boundary F | ms a click |")
     print("|---|---|---|---|---|---|---|")
     for radius in args.radius:
-        setting = None if radius == 0 else EdgeRefinement(radius=radius, eps=args.eps)
+        setting = (
+            None
+            if radius == 0
+            else EdgeRefinement(radius=radius, eps=args.eps, subsample=args.subsample)
+        )
         timed = TimedPredictor(SamPredictor(model, edge_refinement=setting))
         evaluator = Evaluator(timed, EvalConfig())
         results = []
