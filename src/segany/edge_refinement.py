@@ -142,16 +142,27 @@ def refine_masks(
     masks = logits > 0
     height, width = masks.shape[1:]
     reach = 2 * radius + 1
+    boxes = {}  # mask index -> its (y0, y1, x0, x1) widened by the filter's reach
     for index, mask in enumerate(masks):
         rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            continue
-        columns = np.flatnonzero(mask.any(axis=0))
-        y0, y1 = max(0, rows[0] - reach), min(height, rows[-1] + 1 + reach)
-        x0, x1 = max(0, columns[0] - reach), min(width, columns[-1] + 1 + reach)
+        if rows.size:
+            columns = np.flatnonzero(mask.any(axis=0))
+            boxes[index] = (
+                max(0, rows[0] - reach),
+                min(height, rows[-1] + 1 + reach),
+                max(0, columns[0] - reach),
+                min(width, columns[-1] + 1 + reach),
+            )
+    if not boxes:
+        return masks
+    # The colours in [0, 1] once for all the masks, over the union of their boxes.
+    top, left = min(b[0] for b in boxes.values()), min(b[2] for b in boxes.values())
+    bottom, right = max(b[1] for b in boxes.values()), max(b[3] for b in boxes.values())
+    colours = image[top:bottom, left:right].astype(np.float32) / 255
+    for index, (y0, y1, x0, x1) in boxes.items():
         crop = logits[index, y0:y1, x0:x1].astype(np.float32)
         probability = 0.5 * (1 + np.tanh(0.5 * crop))  # sigmoid without overflow
-        guide = image[y0:y1, x0:x1].astype(np.float32) / 255
+        guide = colours[y0 - top : y1 - top, x0 - left : x1 - left]
         refined = guided_filter(guide, probability, radius, eps, subsample)
-        mask[y0:y1, x0:x1] = refined > 0.5
+        masks[index, y0:y1, x0:x1] = refined > 0.5
     return masks
