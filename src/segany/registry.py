@@ -213,7 +213,7 @@ register(
         # Its logits lie on a stride-4 grid: a guided filter (radius 16 input pixels) snaps the
         # outlines to the image's colour edges. On 12 validation scenes (136 masks, stage 9's
         # weights): 1-point mIoU 0.665 -> 0.713, oracle 0.760 -> 0.820, NoC@85 9.2 -> 5.4,
-        # boundary F 0.600 -> 0.675, 2 ms more a click; radius 8 and 32 did less on both the
+        # boundary F 0.600 -> 0.675 (the fast filter: 0.673); radius 8 and 32 did less on both the
         # scenes and the photo scenes (training/segany-tiny/experiments/edges.py).
         edge_refinement=EdgeRefinement(radius=16, eps=3e-4),
         licence="Apache-2.0 (trained by segany on its synthetic scenes)",
