@@ -267,7 +267,8 @@ class SamPredictor:
             return logits > self.model.mask_threshold
         assert self.original_size is not None
         radius = self.edge_refinement.radius_for(max(self.original_size), self.model.image_size)
-        shifted = logits - self.model.mask_threshold
+        threshold = self.model.mask_threshold
+        shifted = logits if threshold == 0 else logits - threshold  # refine_masks cuts at 0
         settings = self.edge_refinement
         return refine_masks(shifted, self._guide, radius, settings.eps, settings.subsample)
 

@@ -11,6 +11,7 @@ built.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -129,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def _refinement(predictor: Any) -> dict[str, Any] | None:
     """The edge refinement the masks were scored with (the model's own), None if off."""
     settings = predictor.edge_refinement
-    if settings is None:
-        return None
-    return {"radius": settings.radius, "eps": settings.eps, "subsample": settings.subsample}
+    return None if settings is None else dataclasses.asdict(settings)
 
 
 def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:
