@@ -2,7 +2,7 @@
 image with and without pre-encoding.
 
     python benchmarks/bench_server.py [--model segany-tiny-v2 | segany-tiny | vit_b] [--seconds 60]
-        [--images 8]
+        [--images 8] [--no-edge-refinement]
         [--clients 8] [--workers 1] [--threads N] [--think 2] [--json out.json]
 
 The default model is segany's default (the built-in segany-tiny-v2).
@@ -50,6 +50,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the click load")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--threads", type=int, help="torch threads per worker (server default)")
+    parser.add_argument(
+        "--no-edge-refinement", action="store_true", help="serve plain masks (segany-tiny-v2)"
+    )
     parser.add_argument("--fresh", type=int, default=3, help="new images for the first click")
     parser.add_argument("--think", type=float, default=2.0, help="seconds from upload to click")
     parser.add_argument("--encode-timeout", type=float, default=1800.0)
@@ -167,6 +170,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     common = [*model, "--workers", str(args.workers)]
     if args.threads:
         common += ["--threads", str(args.threads)]
+    if args.no_edge_refinement:
+        common.append("--no-edge-refinement")
     fresh = range(1000, 1000 + args.fresh)
     results: dict = {"config": {k: str(v) for k, v in vars(args).items()}}
 

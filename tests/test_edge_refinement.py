@@ -155,7 +155,9 @@ def test_predictor_refines_with_given_settings_and_the_image(tiny):
     refined.set_image(image)
     masks, scores, low = _click(refined)
     radius = settings.radius_for(WIDTH, tiny.image_size)  # input-frame radius, scaled
-    np.testing.assert_array_equal(masks, refine_masks(logits, image, radius, 1e-3, settings.subsample))
+    np.testing.assert_array_equal(
+        masks, refine_masks(logits, image, radius, 1e-3, settings.subsample)
+    )
     assert not np.array_equal(masks, raw_masks)  # so the comparisons below can fail
     np.testing.assert_array_equal(scores, raw_scores)
     np.testing.assert_array_equal(low, raw_low)  # the logits fed back are never refined
@@ -281,3 +283,65 @@ def test_automatic_masks_of_the_built_in_model_are_refined():
 
     raw, refined = best_disc_iou(False), best_disc_iou(True)
     assert refined > raw and refined >= 0.97, (raw, refined)
+
+
+# ---- switching it off: build_sam(edge_refinement=False), --no-edge-refinement ------------------
+
+
+def test_build_sam_can_leave_the_refinement_off():
+    plain = build_sam("segany-tiny-v2", edge_refinement=False)
+    assert plain.spec.edge_refinement is None and SamPredictor(plain).edge_refinement is None
+    assert get_spec("segany-tiny-v2").edge_refinement is not None  # the registry is untouched
+    assert SamPredictor(build_sam("segany-tiny-v2")).edge_refinement is not None
+
+
+def test_model_source_carries_the_switch_to_every_worker():
+    from segany.engine.options import ModelSource
+
+    assert ModelSource("segany-tiny-v2").build().spec.edge_refinement is not None
+    source = ModelSource("segany-tiny-v2", edge_refinement=False)
+    assert source.build().spec.edge_refinement is None
+
+
+def test_predict_cli_without_refinement_gives_the_plain_masks(tmp_path, capsys):
+    """`segany predict --no-edge-refinement` writes the thresholded logits; by default the
+    refined masks, which differ on the sample's disc."""
+    from PIL import Image
+
+    from segany.cli.main import main
+
+    sample = ROOT / "examples/sample.png"
+    image = np.asarray(Image.open(sample).convert("RGB"))
+    written = {}
+    for flag in ([], ["--no-edge-refinement"]):
+        out = tmp_path / ("plain.png" if flag else "refined.png")
+        command = ["predict", str(sample), "--point", "330,190", "--out", str(out), *flag]
+        assert main([*command, "--no-cache"]) == 0
+        written[bool(flag)] = np.asarray(Image.open(out)) > 0
+    capsys.readouterr()
+    predictor = SamPredictor(build_sam(), edge_refinement=None)
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(np.array([[330.0, 190.0]]), np.array([1]))
+    np.testing.assert_array_equal(written[True], masks[int(np.argmax(scores))])
+    assert not np.array_equal(written[True], written[False])
+
+
+def test_the_server_can_serve_plain_masks(tmp_path):
+    from segany.server.inference import ModelService
+    from segany.server.settings import ServerSettings
+
+    service = ModelService(ServerSettings(data_dir=tmp_path / "data", edge_refinement=False))
+    assert SamPredictor(service.model).edge_refinement is None
+
+
+def test_eval_reports_plain_masks_when_told(capsys):
+    import json
+
+    from segany.cli.main import main
+
+    command = ["eval", "--data", "scenes:val:1:64", "--max-masks", "1", "--max-clicks", "1"]
+    for flag, expected in (([], True), (["--no-edge-refinement"], False)):
+        assert main([*command, "--quiet", "--json", *flag]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["model"] == "segany-tiny-v2"
+        assert (report["edge_refinement"] is not None) == expected

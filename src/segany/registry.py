@@ -333,6 +333,7 @@ def build_sam(
     pretrained: bool = True,
     seed: int | None = None,
     image_size: int | None = None,
+    edge_refinement: bool = True,
 ) -> Sam:
     """Build model `name` with the weights `resolve_weights` picks, in eval mode on `device`.
 
@@ -343,12 +344,16 @@ def build_sam(
         from `seed` when given (the global RNG is then left untouched).
     image_size: run the model at this input size instead of its own (`ModelSpec.at_image_size`;
         the same weights load).
+    edge_refinement=False: its predictor's masks are the plain thresholded logits even where
+        the spec sets an edge refinement (segany-tiny-v2's; `ModelSpec.edge_refinement`).
     The model's `spec` attribute is the `ModelSpec` it was built from.
     """
     spec = get_spec(name)
     weights = resolve_weights(spec, checkpoint, pretrained)
     if image_size is not None:
         spec = spec.at_image_size(image_size)
+    if not edge_refinement:
+        spec = dataclasses.replace(spec, edge_refinement=None)
     if weights is None and seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

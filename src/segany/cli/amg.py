@@ -151,7 +151,13 @@ def run(args: argparse.Namespace) -> int:
         warn_random_weights(spec)
     summary = run_amg(
         args.inputs,
-        ModelSource(spec.name, checkpoint, str(device), pretrained=checkpoint is not None),
+        ModelSource(
+            spec.name,
+            checkpoint,
+            str(device),
+            pretrained=checkpoint is not None,
+            edge_refinement=args.edge_refinement,
+        ),
         OutputOptions(args.out, args.format, args.overlay, args.overwrite),
         amg,
         engine=args.engine,

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(f"checkpoint file not found: {checkpoint}")
     device = resolve_device(args.device)
     # Random weights (no checkpoint) are seeded: the same numbers every run.
-    model = load_model(spec, checkpoint, device)
+    model = load_model(spec, checkpoint, device, args.edge_refinement)
     predictor = SamPredictor(model)
     summary = Evaluator(predictor, config).evaluate(
         dataset, max_masks=args.max_masks, progress=not args.quiet

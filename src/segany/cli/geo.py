@@ -201,7 +201,7 @@ def run_segment(args: argparse.Namespace) -> int:
     spec, checkpoint = _checked_model(args)
     with _open_raster(args, geotiff) as raster:
         segment.prompts_to_pixels(raster, prompts)  # prompts off the raster fail before loading
-        model = load_model(spec, checkpoint, resolve_device(args.device))
+        model = load_model(spec, checkpoint, resolve_device(args.device), args.edge_refinement)
         found = segment.segment_geotiff(raster, SamPredictor(model), prompts, args.context)
         polygons = found.polygons()
         fields = {"score": "float", "area_m2": "float"}
@@ -242,7 +242,7 @@ def run_amg(args: argparse.Namespace) -> int:
     spec, checkpoint = _checked_model(args)
     amg = amg_config(args, spec)
     with _open_raster(args, geotiff) as raster:
-        model = load_model(spec, checkpoint, resolve_device(args.device))
+        model = load_model(spec, checkpoint, resolve_device(args.device), args.edge_refinement)
         model_id = f"{spec.name}:{checkpoint.resolve() if checkpoint else 'random-seed-0'}"
         summary = tiled_amg.run_tiled_amg(
             raster, model, args.out, options, amg, model_id=model_id, progress=not args.quiet

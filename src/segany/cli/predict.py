@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     check_inside_image(coords, boxes, *image.size)
 
-    model = load_model(spec, checkpoint, device)
+    model = load_model(spec, checkpoint, device, args.edge_refinement)
     cache = None if args.no_cache else embedding_cache(args.image, spec, checkpoint)
     masks, scores, cached = segment(model, image, coords, labels, boxes, args.single, cache)
     chosen = [int(np.argmax(object_scores)) for object_scores in scores]

@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         device=str(device),
         threads=args.threads,
         pre_encode=not args.no_pre_encode,
+        edge_refinement=args.edge_refinement,
         tile_url=args.tile_url,
     )
     if args.demo:

@@ -9,6 +9,9 @@ scenes:SPLIT:COUNT[:SIZE]       v2 scenes, the yardstick: SceneConfig.v2(SIZE), 
 photo:SPLIT:COUNT[:SIZE]        the same v2 layouts (the same masks seed for seed) with
                                 backgrounds and fills cropped from photographs of SPLIT's own
                                 photos (see `segany.data.photos`; needs scikit-image)
+drawn:SPLIT:COUNT               drawn scenes (`segany.data.drawn`): 640 x 480 pictures in the
+                                README sample's style from a second generator, the check on
+                                scenes the yardstick's generator never made
 pool:PATH                       a scene pool folder made by `build_pool`
 sa1b:DIR                        SA-1B JSON files: what `segany amg --format sa1b --out DIR`
                                 wrote (images where DIR/manifest.json says), else Meta's
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from segany.data.coco import CocoDataset
+from segany.data.drawn import DrawnScenes
 from segany.data.folder import MaskFolder
 from segany.data.mixed import Interleaved
 from segany.data.photos import photo_textures
@@ -54,6 +58,7 @@ SPEC_FORMS = (
     "scenes:SPLIT:COUNT[:SIZE] (v2 scenes, SIZE default 512; e.g. scenes:test:200)",
     "photo:SPLIT:COUNT[:SIZE] (v2 layouts with photo textures, SIZE default 512; e.g. "
     "photo:test:200)",
+    "drawn:SPLIT:COUNT (640 x 480 pictures in the sample's style; e.g. drawn:test:30)",
     "pool:PATH",
     "sa1b:DIR (an amg output folder, or Meta's layout)",
     "sa1b:DIR:IMAGE_ROOT",
@@ -103,6 +108,8 @@ def open_dataset(spec: str) -> Sequence[Sample]:
         _bad(spec, "expected KIND:ARGUMENTS")
     if kind in ("synthetic", "scenes", "photo"):
         return _synthetic(spec, kind, rest)
+    if kind == "drawn":
+        return _drawn(spec, rest)
     if kind == "pool":
         return SceneDataset(rest)
     if kind == "sa1b":
@@ -170,6 +177,15 @@ def _synthetic(spec: str, kind: str, rest: str) -> SyntheticScenes:
     if kind == "photo":
         photo_textures(split)  # now, so that a missing scikit-image is reported before any work
     return scenes
+
+
+def _drawn(spec: str, rest: str) -> DrawnScenes:
+    parts = rest.split(":")
+    if len(parts) != 2:
+        _bad(spec, "drawn takes SPLIT:COUNT")
+    if parts[0] not in SPLIT_OFFSETS:
+        _bad(spec, f"unknown split {parts[0]!r}")
+    return DrawnScenes(parts[0], _positive_int(spec, parts[1], "COUNT"))
 
 
 def _positive_int(spec: str, text: str, what: str) -> int:

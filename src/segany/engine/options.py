@@ -20,7 +20,8 @@ class ModelSource:
     """A model every worker builds identically, by `segany.build_sam`'s rule: registry `name`;
     weights file `checkpoint`, else (`pretrained`) the weights shipped with segany or the
     downloaded official file, else (pretrained=False) random weights drawn with `seed`, the
-    same in every actor and every rerun; torch `device`.
+    same in every actor and every rerun; torch `device`; `edge_refinement` False for plain
+    thresholded masks (see `build_sam`).
 
     Weights are resolved when the source is made, so a missing file fails before any work.
     """
@@ -30,6 +31,7 @@ class ModelSource:
     device: str = "cpu"
     pretrained: bool = True
     seed: int = 0
+    edge_refinement: bool = True
 
     def __post_init__(self) -> None:
         from segany.registry import get_spec, resolve_weights
@@ -40,7 +42,14 @@ class ModelSource:
     def build(self) -> Sam:
         from segany.registry import build_sam
 
-        return build_sam(self.name, self.checkpoint, self.device, self.pretrained, self.seed)
+        return build_sam(
+            self.name,
+            self.checkpoint,
+            self.device,
+            self.pretrained,
+            self.seed,
+            edge_refinement=self.edge_refinement,
+        )
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,14 @@ class ModelService:
         self.settings = settings
         spec = get_spec(settings.model)
         weights = resolve_weights(spec, settings.checkpoint, not settings.random_weights)
-        self.model = build_sam(spec.name, weights, settings.device, pretrained=False, seed=0)
+        self.model = build_sam(
+            spec.name,
+            weights,
+            settings.device,
+            pretrained=False,
+            seed=0,
+            edge_refinement=settings.edge_refinement,
+        )
         self.weights_id = weights_id(weights) if weights is not None else "random-seed-0"
         self.cache = EmbeddingCache(settings.cache_dir, settings.cache_memory_bytes)
         self.previous = PreviousLogits(settings.data_dir / "previous")

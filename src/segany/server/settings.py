@@ -49,6 +49,7 @@ class ServerSettings:
     device: str = "cpu"
     threads: int | None = None  # torch threads per worker (None: torch's default)
     pre_encode: bool = True
+    edge_refinement: bool = True  # False: plain masks even where the model's spec refines them
     limits: Limits = field(default_factory=Limits)
     tile_url: str | None = None  # map tiles' URL template, replacing every tile source
     tile_timeout: float = 10.0  # seconds per map tile request
