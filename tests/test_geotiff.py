@@ -494,6 +494,51 @@ def _mask_polygon(mask: np.ndarray):
     return shapely.union_all(shapes_in_crs(mask, SEAM_TRANSFORM))
 
 
+def test_amg_outlines_are_edge_refined_after_the_join(seams, tmp_path):
+    """segany-tiny-v2 refines its masks: each joined object is refined on the raster's pixels
+    (`outline_refinement`), which brings the outlines closer to the painted shapes than the
+    plain masks (`--no-edge-refinement`) are."""
+    tif, refined_out = seams
+    plain_out = tmp_path / "plain.gpkg"
+    assert (
+        main(["geo", "amg", str(tif), "--out", str(plain_out), *SEAM_ARGS, "--no-edge-refinement"])
+        == 0
+    )
+    scores = {}
+    for name, out in (("plain", plain_out), ("refined", refined_out)):
+        geometries = read_features(out)[0]
+        scores[name] = [
+            max(iou(g, _mask_polygon(mask)) for g in geometries) for mask in seam_masks().values()
+        ]
+    assert np.mean(scores["refined"]) > np.mean(scores["plain"]), scores
+    assert min(scores["refined"]) > 0.8, scores
+
+
+def test_refine_outline_snaps_to_the_colour_edge_and_keeps_to_the_data(tmp_path, monkeypatch):
+    from affine import Affine
+
+    from segany.geo import outline_refinement
+    from segany.geo.outline_refinement import refine_outline
+    from segany.geo.vector import shapes_in_crs
+
+    yy, xx = np.mgrid[:200, :240]
+    disc = (yy - 100) ** 2 + (xx - 110) ** 2 < 60**2
+    image = paint(200, 240, [(disc, RED)])
+    image[:, 200:] = 0  # nodata on the right
+    tif = write_tif(tmp_path / "disc.tif", image, transform=SEAM_TRANSFORM, nodata=0)
+    truth_px = shapely.union_all(shapes_in_crs(disc, Affine.identity()))  # pixel frame
+    coarse = truth_px.buffer(4, quad_segs=2)  # 4 px too wide, blocky: a coarse mask's outline
+    too_wide = shapely.box(60, 50, 230, 150)  # reaches into the nodata columns
+    with open_geotiff(tif) as raster:
+        refined = refine_outline(raster, coarse, radius=8, eps=3e-4, subsample=1)
+        assert iou(refined, truth_px) > iou(coarse, truth_px) + 0.05
+        assert iou(refined, truth_px) > 0.9
+        clipped = refine_outline(raster, too_wide, radius=8, eps=3e-4, subsample=4)
+        assert clipped.bounds[2] <= 200  # nothing on nodata
+        monkeypatch.setattr(outline_refinement, "MAX_PIXELS", 100)
+        assert refine_outline(raster, coarse, radius=8, eps=3e-4, subsample=1) is coarse
+
+
 def test_amg_skips_nodata_windows_and_resumes_to_the_same_output(seams, tmp_path):
     import segany
 

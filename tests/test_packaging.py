@@ -5,8 +5,10 @@ segany-tiny names the weights it measured without a path of the machine that mad
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,70 @@ def pyproject() -> dict[str, Any]:
 
 
 # ---- pyproject.toml ---------------------------------------------------------------------------
+
+# The module a distribution installs, where the names differ.
+MODULE_OF = {
+    "opencv-python-headless": "cv2",
+    "scikit-image": "skimage",
+    "python-multipart": "multipart",
+    "segment-anything": "segment_anything",
+    "mobilesam-mirror": "mobile_sam",
+}
+
+
+def _needed_by(names: set[str]) -> set[str]:
+    """The distributions `names` need, transitively (their own metadata), names lower-case."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    seen: set[str] = set()
+    todo = [n.lower() for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            needs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in needs:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name.lower())
+    return seen
+
+
+def test_the_default_model_runs_on_the_core_dependencies_alone(tmp_path):
+    """`pip install segany` without extras: the Quick start's click on the built-in model (with
+    its edge refinement) must import nothing that only an extra installs."""
+    project = pyproject()["project"]
+    core = {Requirement(r).name.lower() for r in project["dependencies"]}
+    extras = {
+        Requirement(r).name.lower()
+        for group in project["optional-dependencies"].values()
+        for r in group
+        if not r.startswith("segany[")
+    }
+    only_extras = extras - _needed_by(core)
+    blocked = sorted(MODULE_OF.get(name, name.replace("-", "_")) for name in only_extras)
+    assert "fastapi" in blocked and "rasterio" in blocked  # the extras are really left out
+    script = f"""
+import importlib.abc, sys
+class LeaveOutExtras(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is only in an extra")
+sys.meta_path.insert(0, LeaveOutExtras())
+from segany.cli.main import main
+sys.exit(main(["predict", {str(ROOT / "examples/sample.png")!r}, "--point", "330,190",
+               "--out", {str(tmp_path / "mask.png")!r}, "--no-cache"]))
+"""
+    env = {**os.environ, "SEGANY_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "mask.png").is_file()
 
 
 def test_every_package_data_pattern_ships_a_file():

@@ -30,8 +30,9 @@ from segany.registry import DEFAULT_MODEL, build_sam, detect_variant, get_spec
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = get_spec("segany-tiny-v2")
 STAGES = ROOT / "training/segany-tiny-v2/checkpoints"
-LAST_STAGE = 9
+LAST_STAGE = 13
 SHIPPED_REPORT = ROOT / "src/segany/weights/segany_tiny_v2.eval.json"
+HELD_OUT = {"scenes": "scenes:test:30:512", "photo": "photo:test:30:512", "drawn": "drawn:test:30"}
 # 1-point mIoU floors on a few held-out scenes (24 masks): below what the shipped weights score
 # there (0.691 / 0.588 before edge refinement), far above random weights (0.018 on both).
 FLOORS = {"scenes:test:3:512": 0.6, "photo:test:3:512": 0.5}
@@ -50,23 +51,25 @@ def test_is_the_default_and_ships_the_last_stages_weights():
     weights = read_state_dict(path)
     assert detect_variant(weights) == "segany-tiny-v2"
     # train.sh copies its last stage into the package: the shipped file is that stage's.
+    script = (ROOT / "training/segany-tiny-v2/train.sh").read_text(encoding="utf-8")
+    assert f"\nLAST_STAGE={LAST_STAGE} " in script
     assert path.read_bytes() == (STAGES / f"stage{LAST_STAGE}.safetensors").read_bytes()
     loaded = build_sam().state_dict()  # the default model, with its weights by default
     assert all(torch.equal(loaded[k], v) for k, v in weights.items())
 
 
 def test_shipped_report_is_the_held_out_evaluation_of_those_weights():
-    """src/segany/weights/segany_tiny_v2.eval.json: train.sh's two `segany eval` reports of
+    """src/segany/weights/segany_tiny_v2.eval.json: train.sh's three `segany eval` reports of
     the last stage, with every row of issue 13's table and no machine path."""
     reports = json.loads(SHIPPED_REPORT.read_text(encoding="utf-8"))
-    assert set(reports) == {"scenes", "photo"}
+    assert set(reports) == set(HELD_OUT)
     for split, report in reports.items():
         assert report["model"] == "segany-tiny-v2"
         assert (
             report["checkpoint"]
             == f"training/segany-tiny-v2/checkpoints/stage{LAST_STAGE}.safetensors"
         )
-        assert report["data"] == f"{split}:test:30:512" and report["images"] == 30
+        assert report["data"] == HELD_OUT[split] and report["images"] == 30
         assert {"one_point_miou", "oracle_miou", "noc85", "noc90", "boundary_f"} <= report.keys()
         assert "objects" in report["size_split"] and report["amg"]["ar100"] > 0
         assert report["encoding_ms"] > 0
@@ -124,8 +127,8 @@ def test_pyramid_encoder_gives_a_stride_8_embedding_within_the_parameter_budget(
 
 
 def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
-    """All nine stages (2 steps each; three of them at 256 px), then the held-out evaluation;
-    the smoke run leaves the shipped weights alone."""
+    """Every stage up to LAST_STAGE (2 steps each; three of them at 256 px), then the held-out
+    evaluation; the smoke run leaves the shipped weights alone."""
     shipped_before = SPEC.bundled_path.read_bytes()
     env = {**os.environ, "SEGANY_RUNS": str(tmp_path), "OMP_NUM_THREADS": "2"}
     done = subprocess.run(
@@ -140,7 +143,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_budget(tmp_path):
     for stage in range(1, LAST_STAGE + 1):
         lines = (runs / f"stage{stage}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == [1, 2]
-    for split in ("scenes", "photo"):
+    for split in HELD_OUT:
         report = json.loads((runs / f"eval_{split}.json").read_text())
         assert report["encoding_ms"] > 0
         # Scored as users get the masks: with the model's own edge refinement.
@@ -194,8 +197,8 @@ def test_lower_input_size_is_refused_where_the_weights_do_not_allow_it():
 
 
 def test_every_v2_config_loads_and_starts_from_committed_weights():
-    """The stage configs (stage1 ... stage9, what train.sh runs) and the experiments parse,
-    and every checkpoint they name (the previous stage's weights) is committed."""
+    """The stage configs (stage1 ... stage{LAST_STAGE}, what train.sh runs) and the experiments
+    parse, and every checkpoint they name (the previous stage's weights) is committed."""
     from segany.train.config import load_config
 
     folder = ROOT / "training/segany-tiny-v2"

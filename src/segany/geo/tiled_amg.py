@@ -13,7 +13,9 @@
 3. When every window is done the parts are read back in row-major order, the pieces of an
    object that crosses window seams (or lies in an overlap, seen twice) are joined
    (`seams.merge_pieces`) and each object is written to OUT as it completes, in the raster's
-   CRS (EPSG:4326 for GeoJSON). Then OUT.parts/ is removed.
+   CRS (EPSG:4326 for GeoJSON), its outline first snapped to the raster's colour edges when
+   the model's masks are edge-refined (`outline_refinement`; windows are joined on the plain
+   masks). Then OUT.parts/ is removed.
 
 Memory: one window's pixels and masks, a few rows of windows' polygons, and GDAL's block cache,
 capped at GDAL_CACHE_MB (GDAL's default is 5% of the machine's RAM) - whatever the raster's size.
@@ -22,6 +24,7 @@ capped at GDAL_CACHE_MB (GDAL's default is 5% of the machine's RAM) - whatever t
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +35,13 @@ import shapely
 import shapely.affinity
 from affine import Affine
 from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
 
 from segany.errors import ConfigError
 from segany.geo.feature_files import FeatureWriter, output_driver
 from segany.geo.geotiff import GeoRaster, crs_text
+from segany.geo.outline_refinement import refine_outline
 from segany.geo.parts import PARTS_VERSION, PartStore, parts_folder
 from segany.geo.seams import Merged, Piece, Tile, merge_pieces, tile_grid
 from segany.geo.vector import geodesic_area, shapes_in_crs, to_wgs84
@@ -126,9 +131,21 @@ def run_tiled_amg(
     # Windows are joined where their masks agree inside the shared strip; edge refinement,
     # filtering each window up to its border, lets two windows' pieces of one object disagree
     # there (measured: a disc across a corner stayed in two pieces), so windows use the plain
-    # masks.
+    # masks and each joined object is refined once written (`outline_refinement`).
+    refinement = generator.predictor.edge_refinement
     generator.predictor.edge_refinement = None
     tiles = tile_grid(raster.width, raster.height, options.tile_size, options.overlap)
+    refine = None
+    if refinement is not None:
+        window_side = max(tiles[0].width, tiles[0].height)  # each window's long side
+        refine = functools.partial(
+            refine_outline,
+            raster,
+            radius=refinement.radius_for(window_side, model.image_size),
+            eps=refinement.eps,
+            subsample=refinement.subsample,
+            min_area=max(options.min_area, 1.0),
+        )
     parts = PartStore(parts_folder(out), _fingerprint(raster, options, amg, model_id or model))
     done = parts.done()
     processed = skipped = 0
@@ -149,7 +166,7 @@ def run_tiled_amg(
                 bar.set_postfix(skipped=skipped, refresh=False)
                 if on_tile is not None:
                     on_tile(tile)
-    count = _write(raster, tiles, parts, out, options)
+    count = _write(raster, tiles, parts, out, options, refine)
     parts.remove()
     return TiledSummary(len(tiles), processed, skipped, len(tiles) - len(todo), count, out)
 
@@ -180,14 +197,22 @@ def _tile_pieces(
 
 
 def _write(
-    raster: GeoRaster, tiles: list[Tile], parts: PartStore, out: Path, options: TiledOptions
+    raster: GeoRaster,
+    tiles: list[Tile],
+    parts: PartStore,
+    out: Path,
+    options: TiledOptions,
+    refine: Callable[[BaseGeometry], BaseGeometry] | None = None,
 ) -> int:
-    """Merge the parts across seams and write the objects to `out`; their count."""
+    """Merge the parts across seams and write the objects to `out`, each outline refined by
+    `refine` (pixel frame in and out) when given; their count."""
     t = raster.transform
     to_crs = [t.a, t.b, t.d, t.e, t.c, t.f]  # shapely's affine_transform order
     fields = FIELDS
     with FeatureWriter(out, raster.crs, fields, options.out_crs) as writer:
         for merged in merge_pieces(tiles, parts.load, options.seam_iou):
+            if refine is not None:
+                merged.geometry = refine(merged.geometry)
             for polygon in _polygons(merged):
                 geometry = shapely.affinity.affine_transform(polygon, to_crs)
                 writer.add(geometry, _properties(merged, geometry, raster.crs))

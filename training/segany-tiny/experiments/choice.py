@@ -13,8 +13,9 @@ with the ground truth is then averaged for each way of choosing one of the three
 head (what `segany eval` and SAM do), a fixed output index, the highest stability score
 (SAM's, offset 1), the highest predicted IoU x stability, the single-mask output
 (`multimask_output=False`), SAM 2's dynamic rule (the single-mask output when its stability
-score with offset 0.05 is at least 0.98, else the IoU head's pick of the three), and the oracle
-(best of 3). The
+score with offset 0.05 is at least 0.98, else the IoU head's pick of the three), the IoU
+head's pick given back as a mask prompt with the same click (one more decoder pass, the
+single-mask output: "reprompt"), and the oracle (best of 3). The
 rows split the masks into "unambiguous" (the click lies in one ground-truth mask) and
 "ambiguous" (it lies in several: nested parts). Uses the validation split by default, so that
 choosing a recipe never looks at the test split.
@@ -45,6 +46,7 @@ CHOICES = (
     "IoUxstab",
     "single",
     "dynamic",
+    "reprompt",
     "oracle",
 )
 # SAM 2's dynamic multimask rule: trust the single-mask output when it is this stable.
@@ -64,12 +66,12 @@ def choice_rows(predictor: SamPredictor, scenes: Sequence[Sample]) -> list[dict[
             if truth.sum() < min_area:
                 continue
             x, y = interior_point(truth)
-            logits, scores, _ = predictor.predict(
+            logits, scores, low_res = predictor.predict(
                 point_coords=np.array([[x, y]], dtype=np.float32),
                 point_labels=np.array([1]),
                 multimask_output=True,
                 return_logits=True,
-            )  # (3, H, W), (3,)
+            )  # (3, H, W), (3,), (3, h, w)
             threshold = predictor.model.mask_threshold
             ious = [iou(mask, truth) for mask in logits > threshold]
             stability = stability_score(torch.as_tensor(logits), threshold, 1.0).numpy()
@@ -89,6 +91,14 @@ def choice_rows(predictor: SamPredictor, scenes: Sequence[Sample]) -> list[dict[
             )
             stable = float(single_stability[0]) >= DYNAMIC_STABILITY
             row["dynamic"] = row["single"] if stable else row["IoU head"]
+            again, _, _ = predictor.predict(
+                point_coords=np.array([[x, y]], dtype=np.float32),
+                point_labels=np.array([1]),
+                mask_input=low_res[int(np.argmax(scores))][None],
+                multimask_output=False,
+                return_logits=True,
+            )  # (1, H, W)
+            row["reprompt"] = iou(again[0] > threshold, truth)
             row["oracle"] = max(ious)
             row["ambiguous"] = float(truths[:, y, x].sum() > 1)
             rows.append(row)
