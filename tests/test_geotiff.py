@@ -524,7 +524,7 @@ def test_refine_outline_snaps_to_the_colour_edge_and_keeps_to_the_data(tmp_path,
     yy, xx = np.mgrid[:200, :240]
     disc = (yy - 100) ** 2 + (xx - 110) ** 2 < 60**2
     image = paint(200, 240, [(disc, RED)])
-    image[:, 200:] = 0  # nodata on the right
+    image[:, :, 200:] = 0  # nodata on the right (bands, rows, columns)
     tif = write_tif(tmp_path / "disc.tif", image, transform=SEAM_TRANSFORM, nodata=0)
     truth_px = shapely.union_all(shapes_in_crs(disc, Affine.identity()))  # pixel frame
     coarse = truth_px.buffer(4, quad_segs=2)  # 4 px too wide, blocky: a coarse mask's outline
