@@ -474,14 +474,18 @@ def test_amg_joins_shapes_across_window_seams(seams):
     assert rasterio.crs.CRS.from_user_input(crs) == rasterio.crs.CRS.from_user_input(UTM)
     for name, mask in seam_masks().items():
         truth = _mask_polygon(mask)
-        # Polygons that are mostly this shape and not a speck: exactly one, the whole shape.
+        # Polygons that are mostly this shape and not a speck: exactly one is the whole shape
+        # (its pieces from every window joined); the others can only be small part proposals
+        # (the model may outline a corner of the shape that a window sees at its edge), not a
+        # second half of the shape left unjoined.
         on_it = [
             g
             for g in geometries
             if g.intersection(truth).area > 0.5 * g.area and g.area > 0.05 * truth.area
         ]
-        assert len(on_it) == 1, f"{name}: {len(on_it)} polygons"
-        assert iou(on_it[0], truth) > 0.8, name
+        whole = [g for g in on_it if iou(g, truth) > 0.8]
+        assert len(whole) == 1, f"{name}: {len(whole)} whole polygons of {len(on_it)}"
+        assert all(g.area < 0.15 * truth.area for g in on_it if g is not whole[0]), name
     assert fields["tiles"].max() >= 4  # the disc across the corner: four windows
     nodata = pixel_box(SEAM_TRANSFORM, (384, 640, 0, 640))
     assert all(g.intersection(nodata).area == 0 for g in geometries)
