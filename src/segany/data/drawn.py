@@ -104,12 +104,6 @@ def make_drawn_scene(seed: int) -> DrawnScene:
     )
 
 
-def drawn_seeds(split: str, count: int) -> range:
-    """The seeds of a split's first `count` drawn scenes (the same seed ranges as the yardstick's
-    splits; the generators' random streams differ)."""
-    return split_seeds(split, count)
-
-
 def _gradient(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """(H, W, 3) float32: a light colour at the top turning into another at the bottom, a little
     shifted from left to right."""
@@ -164,6 +158,8 @@ def _shape(rng: np.random.Generator, kind: str, height: int, width: int) -> np.n
         draw.rounded_rectangle((cx - rx, cy - ry, cx + rx, cy + ry), radius=corner, fill=1)
     else:
         sides = 3 if kind == "triangle" else int(rng.integers(5, 9))
+        # A triangle draws these too and replaces them below: the random stream, and so every
+        # scene stage 12 trained and was measured on, stays as it was.
         angles = np.sort(rng.uniform(0, 2 * np.pi, sides))
         if kind == "triangle":  # keep every angle open: vertices at least 70 degrees apart
             angles = (
@@ -244,7 +240,8 @@ class DrawnScenes:
 
     def __init__(self, split: str, count: int) -> None:
         self.split = split
-        self.seeds = drawn_seeds(split, count)
+        # The yardstick's seed ranges per split; the generators' random streams differ.
+        self.seeds = split_seeds(split, count)
 
     def __len__(self) -> int:
         return len(self.seeds)
