@@ -321,6 +321,28 @@ def test_a_mask_never_reached_counts_max_clicks():
     assert (summary.noc85, summary.nof85, summary.nof90) == (5.0, 1, 1)
 
 
+@pytest.mark.parametrize(
+    ("clicks", "noc85", "ious"), [("sam", 5, (0.5,) * 5), ("consistent", 2, (0.5, 1.0))]
+)
+def test_consistent_clicks_take_the_output_that_honours_the_clicks(clicks, noc85, ious):
+    gt = box_mask(10, 30, 20, 40)
+    upper = box_mask(10, 20, 20, 40)  # IoU 0.5: the next click goes to the lower half
+
+    def answer(call, coords, labels):
+        if call == 0:
+            return [upper, upper, upper]
+        # The single-mask output keeps contradicting the positive click in the lower half; the
+        # second multimask output is right.
+        return [upper, np.zeros_like(gt), gt, upper]
+
+    predictor = FakePredictor(answer)
+    result = Evaluator(predictor, EvalConfig(max_clicks=5, clicks=clicks)).evaluate_mask(gt)
+    assert result.ious == pytest.approx(ious)
+    assert result.noc85 == noc85
+    later = {call["multimask"] for call in predictor.calls[1:]}
+    assert later == ({False} if clicks == "sam" else {"all"})  # one decoder pass for the 4
+
+
 def test_summary_splits_masks_by_coco_size_class():
     def result(area, one_point, noc85):
         return MaskResult("x", 0, area, one_point, 1.0, noc85, noc85, (one_point,), one_point)
@@ -352,7 +374,7 @@ def test_nothing_large_enough_is_a_data_error():
         evaluator.evaluate([sample])
 
 
-@pytest.mark.parametrize("kwargs", [{"max_clicks": 0}, {"min_area": 0}])
+@pytest.mark.parametrize("kwargs", [{"max_clicks": 0}, {"min_area": 0}, {"clicks": "random"}])
 def test_bad_eval_config(kwargs):
     with pytest.raises(ConfigError):
         EvalConfig(**kwargs)
@@ -392,8 +414,10 @@ def test_eval_command_prints_json_metrics(capsys):
         "threads",
         "encoder_dtype",
         "edge_refinement",
+        "clicks",
     }
     assert set(report) == expected
+    assert report["clicks"] == "sam"  # SAM's protocol unless --clicks says otherwise
     assert report["encoding_ms"] > 0 and report["threads"] >= 1
     assert report["encoder_dtype"] == "float32"  # test_tiny declares no faster dtype
     assert report["edge_refinement"] is None  # nor an edge refinement
@@ -411,11 +435,23 @@ def test_eval_command_prints_a_table(capsys):
     for label in ("1-point mIoU", "oracle mIoU", "NoC@85", "NoC@90", "masks", "by mask area"):
         assert label in out
     assert "masks not edge-refined" in out
+    assert "later clicks answered by the single-mask output" in out
+
+
+def test_eval_command_answers_later_clicks_with_the_apps_rule(capsys):
+    command = [*TINY, "--data", "synthetic:val:1:64", "--max-masks", "2", "--clicks", "consistent"]
+    assert main([*command, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clicks"] == "consistent" and report["masks"] == 2
+    assert 1 <= report["noc85"] <= report["noc90"] <= 20
+    assert main(command) == 0
+    assert "the app's click-consistent rule" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "options",
     [
+        ["--data", "synthetic:test:1:64", "--clicks", "best"],
         ["--data", "synthetic:nope:2"],
         ["--data", "synthetic:test:1:64", "--max-masks", "0"],
         ["--data", "synthetic:test:1:64", "--max-clicks", "0"],

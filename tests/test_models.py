@@ -94,13 +94,18 @@ def test_forward_shapes_and_finite(name):
         assert embeddings.shape == (2, 32, grid, grid)
         sparse, dense = model.prompt_encoder((points, labels), boxes, masks)
         assert sparse.shape == (2, 5, 32) and dense.shape == (2, 32, grid, grid)
-        for multimask, outputs in ((True, 3), (False, 1)):
+        answers = {}
+        for multimask, outputs in ((True, 3), (False, 1), ("all", 4)):
             low, iou = model.mask_decoder(
                 embeddings[:1], model.prompt_encoder.get_dense_pe(), sparse, dense, multimask
             )
             assert low.shape == (2, outputs, 4 * grid, 4 * grid)
             assert iou.shape == (2, outputs)
             assert torch.isfinite(low).all() and torch.isfinite(iou).all()
+            answers[multimask] = low, iou
+        single, multi = answers[False], answers[True]
+        for k in range(2):  # logits, IoUs: the single output first, from one pass
+            torch.testing.assert_close(answers["all"][k], torch.cat([single[k], multi[k]], dim=1))
         records = [
             {
                 "image": images[0, :, :100, :],

@@ -164,9 +164,11 @@ def test_upload_and_predict_follow_the_contract(client):
     assert second["previous"] != first["previous"]  # every answer gets its own token
 
     # `previous` feeds the answer's logits back: TOKEN (the best) and TOKEN.i (the i-th).
+    # A later edit gets the interactive rule's 4 candidates (segany.interactive).
     refined = predict(client, image["id"], points=[[x, y, 1]], previous=first["previous"])
-    assert refined["cached"] is True and len(refined["masks"]) == 3
+    assert refined["cached"] is True and len(refined["masks"]) == 4
     assert refined["masks"] != first["masks"]
+    assert check_mask(refined["masks"][0], 480, 640)[y, x], "the best contradicts the click"
     other = predict(client, image["id"], points=[[x, y, 1]], previous=first["previous"] + ".2")
     assert other["masks"] != refined["masks"]
     chained = predict(client, image["id"], points=[[x, y, 1], [50, 50, 0]],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from segany.validation import (
 )
 
 Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
+# multimask_output: True (the 3 multimask outputs), False (the single one) or "all" (the 4,
+# the single one first, from one decoder pass).
+Outputs = bool | Literal["all"]
 
 
 class SamPredictor:
@@ -200,7 +203,7 @@ class SamPredictor:
         point_labels: np.ndarray | None = None,
         box: np.ndarray | None = None,
         mask_input: np.ndarray | None = None,
-        multimask_output: bool = True,
+        multimask_output: Outputs = True,
         return_logits: bool = False,
     ) -> Prediction:
         """Predict masks for the current image.
@@ -212,15 +215,20 @@ class SamPredictor:
             box: (4,) xyxy in the original image, or (B, 4) for B boxes in one call.
             mask_input: (1, 256, 256) low-resolution logits from a previous call, or
                 (B, 1, 256, 256) with B boxes.
-            multimask_output: 3 ambiguity-aware masks instead of 1.
+            multimask_output: 3 ambiguity-aware masks instead of 1; "all": the single-mask
+                output followed by the 3 (C = 4), from one decoder pass.
             return_logits: return float logits instead of boolean masks (never refined).
 
         Returns:
             masks (C, H, W) bool (or float32 logits), iou predictions (C,) float32,
-            low-resolution logits (C, 256, 256) float32; C is 3 or 1. With B > 1 boxes every
+            low-resolution logits (C, 256, 256) float32; C is 3, 1 or 4. With B > 1 boxes every
             array gains a leading B axis.
         """
         self._require_image()
+        if isinstance(multimask_output, str) and multimask_output != "all":
+            raise PromptError(
+                f"multimask_output must be True, False or 'all', got {multimask_output!r}"
+            )
         coords, labels = check_points(point_coords, point_labels)
         boxes = check_boxes(box)
         if coords is None and boxes is None and mask_input is None:
@@ -279,7 +287,7 @@ class SamPredictor:
         point_labels: torch.Tensor | None,
         boxes: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
-        multimask_output: bool = True,
+        multimask_output: Outputs = True,
         return_logits: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batched prediction with prompts already in the input frame.
@@ -307,7 +315,7 @@ class SamPredictor:
         point_labels: torch.Tensor | None,
         boxes: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
-        multimask_output: bool = True,
+        multimask_output: Outputs = True,
         skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `predict_torch` but stops before upscaling: low-resolution logits
@@ -333,7 +341,7 @@ class SamPredictor:
         points: tuple[torch.Tensor, torch.Tensor] | None,
         boxes: torch.Tensor | None,
         mask_input: torch.Tensor | None,
-        multimask_output: bool,
+        multimask_output: Outputs,
         skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt encoder + mask decoder on the current embedding: (B, C, 4h, 4w), (B, C)."""
@@ -358,7 +366,7 @@ class SamPredictor:
         self,
         images: Sequence[Any],
         prompts: Sequence[dict[str, Any]],
-        multimask_output: bool = True,
+        multimask_output: Outputs = True,
         return_logits: bool = False,
         image_format: str = "RGB",
     ) -> list[Prediction]:

@@ -20,6 +20,7 @@ from segany.cli.model_options import add_model_arguments, load_model, resolve_mo
 from segany.data.spec import SPEC_FORMS
 from segany.devices import resolve_device
 from segany.errors import CheckpointError
+from segany.interactive import CLICK_RULES
 
 # (JSON key, table label, format) of the metrics printed.
 _ROWS = (
@@ -79,6 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="skip masks smaller than this many pixels (default 16)",
     )
     parser.add_argument(
+        "--clicks",
+        choices=CLICK_RULES,
+        default="sam",
+        help="how each click after the first is answered: sam (SAM's protocol, the single-mask "
+        "output; default) or consistent (the annotation app's rule: the single-mask output "
+        "unless it contradicts a click, else the output that contradicts fewest)",
+    )
+    parser.add_argument(
         "--amg",
         action="store_true",
         help="also run automatic mask generation (the model's own defaults) on every image and "
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from segany.evaluation.timing import encoding_milliseconds
     from segany.predictor import SamPredictor
 
-    config = EvalConfig(max_clicks=args.max_clicks, min_area=args.min_area)
+    config = EvalConfig(max_clicks=args.max_clicks, min_area=args.min_area, clicks=args.clicks)
     if args.max_masks is not None and args.max_masks < 1:
         raise UsageError(f"--max-masks must be at least 1, got {args.max_masks}")
     dataset = open_dataset(args.data)
@@ -152,6 +161,12 @@ def _amg_scores(model: Any, dataset: Any, config: Any) -> dict[str, Any]:
     }
 
 
+_CLICK_WORDS = {
+    "sam": "later clicks answered by the single-mask output",
+    "consistent": "later clicks answered by the app's click-consistent rule",
+}
+
+
 def _refinement_words(settings: dict[str, Any] | None) -> str:
     if settings is None:
         return "masks not edge-refined"
@@ -167,8 +182,9 @@ def format_table(report: dict[str, Any]) -> str:
     for key, label, form in _ROWS:
         lines.append(f"  {label:<{width}}  {form.format(report[key])}")
     lines.append(
-        f"  (max {report['max_clicks']} clicks per mask; masks under {report['min_area']} px "
-        f"skipped; bF: boundary F within {report['boundary_tolerance']:g} px; encoding: "
+        f"  (max {report['max_clicks']} clicks per mask, {_CLICK_WORDS[report['clicks']]}; "
+        f"masks under {report['min_area']} px skipped; bF: boundary F within "
+        f"{report['boundary_tolerance']:g} px; encoding: "
         f"set_image's median of 5 on {report['threads']} threads, encoder in "
         f"{report['encoder_dtype']}; {_refinement_words(report.get('edge_refinement'))})"
     )

@@ -7,8 +7,10 @@ Per ground-truth mask, with simulated clicks (see `metrics`):
   - NoC@85 / NoC@90: clicks until the IoU first reaches 0.85 / 0.90. The first click is the
     one above; each next click is made on the largest error region of the current mask and
     given together with all earlier clicks and the current mask's low-resolution logits (as
-    `mask_input`), for one single-mask output. A mask never reaching the IoU in `max_clicks`
-    clicks counts `max_clicks`;
+    `mask_input`). `clicks="sam"` (SAM's protocol, the default) takes the single-mask output;
+    `clicks="consistent"` takes the best of `segany.interactive.predict_edit`'s candidates, the
+    annotation app's rule (the single-mask output unless it contradicts a click). A mask never
+    reaching the IoU in `max_clicks` clicks counts `max_clicks`;
   - boundary F: the boundary F-score of the 1-point mask within `boundary_tolerance` px (see
     `boundary`).
 
@@ -31,6 +33,7 @@ from segany.data.sample import Sample
 from segany.errors import ConfigError, DataError
 from segany.evaluation.boundary import DEFAULT_TOLERANCE, boundary_fscore
 from segany.evaluation.metrics import click_from_error, interior_point, iou
+from segany.interactive import CLICK_RULES, predict_edit
 
 NOC_THRESHOLDS = (0.85, 0.90)
 # COCO's size classes by mask area in pixels: small < 32^2 <= medium < 96^2 <= large.
@@ -57,12 +60,15 @@ class PointPredictor(Protocol):
 class EvalConfig:
     """max_clicks: most clicks per mask for NoC; min_area: smaller masks (px) are skipped;
     tiny_side: masks of area under tiny_side**2 px are also summarised apart; boundary_tolerance:
-    px within which boundary pixels match for the boundary F-score."""
+    px within which boundary pixels match for the boundary F-score; clicks: how each click after
+    the first is answered, "sam" or "consistent" (see the module docstring; "consistent" needs
+    segany's `SamPredictor`)."""
 
     max_clicks: int = 20
     min_area: int = 16
     tiny_side: int = TINY_SIDE
     boundary_tolerance: float = DEFAULT_TOLERANCE
+    clicks: str = "sam"
 
     def __post_init__(self) -> None:
         if self.max_clicks < 1:
@@ -75,6 +81,9 @@ class EvalConfig:
             raise ConfigError(
                 f"boundary_tolerance must be at least 0 px, got {self.boundary_tolerance}"
             )
+        if self.clicks not in CLICK_RULES:
+            rules = ", ".join(CLICK_RULES)
+            raise ConfigError(f"clicks must be one of {rules}, got {self.clicks!r}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class EvalSummary:
     by_size: for each COCO size class with masks ("small", "medium", "large", see
     `SIZE_CLASSES`), its mask count, 1-point and oracle mIoU, NoC@85, NoC@90 and boundary F.
     size_split: the same for "objects" (area at least tiny_side**2 px) and "tiny" (smaller),
-    each class left out when it has no mask."""
+    each class left out when it has no mask. clicks: the rule that answered the later clicks."""
 
     images: int
     masks: int
@@ -126,6 +135,7 @@ class EvalSummary:
     boundary_tolerance: float
     tiny_side: int
     size_split: dict[str, dict[str, float]]
+    clicks: str
 
     @classmethod
     def from_results(
@@ -151,6 +161,7 @@ class EvalSummary:
             boundary_tolerance=config.boundary_tolerance,
             tiny_side=config.tiny_side,
             size_split=_size_split(results, config.tiny_side),
+            clicks=config.clicks,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,12 +252,9 @@ class Evaluator:
             assert click is not None, "an IoU below 1 means some pixel is wrong"
             coords.append([click[0], click[1]])
             labels.append(click[2])
-            masks, _, low_res = self.predictor.predict(
-                point_coords=np.array(coords, dtype=np.float32),
-                point_labels=np.array(labels, dtype=np.int64),
-                mask_input=logits[None],  # (1, h, w)
-                multimask_output=False,
-            )  # (1, H, W), (1,), (1, h, w)
+            masks, _, low_res = self._next_answer(
+                np.array(coords, dtype=np.float32), np.array(labels, dtype=np.int64), logits
+            )
             pred, logits = masks[0], low_res[0]
             ious.append(iou(pred, gt))
         noc85, noc90 = (self._clicks_to_reach(ious, t) for t in NOC_THRESHOLDS)
@@ -260,6 +268,20 @@ class Evaluator:
             noc90=noc90,
             ious=tuple(ious),
             boundary_f=boundary_f,
+        )
+
+    def _next_answer(
+        self, coords: np.ndarray, labels: np.ndarray, logits: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The answer to a click after the first, best first: (C, H, W), (C,), (C, h, w).
+        coords (N, 2), labels (N,): all clicks so far; logits (h, w): the current mask's."""
+        if self.config.clicks == "consistent":
+            return predict_edit(self.predictor, coords, labels, mask_input=logits[None])
+        return self.predictor.predict(
+            point_coords=coords,
+            point_labels=labels,
+            mask_input=logits[None],  # (1, h, w)
+            multimask_output=False,
         )
 
     def _clicks_to_reach(self, ious: Sequence[float], threshold: float) -> int:

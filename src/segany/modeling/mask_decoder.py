@@ -3,6 +3,8 @@ product of each output token with the upscaled image embedding, and an IoU predi
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,7 +56,7 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
-        multimask_output: bool,
+        multimask_output: bool | Literal["all"],
         image_side: ImageSide | None = None,
         skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,7 +67,8 @@ class MaskDecoder(nn.Module):
             image_pe: (1, C, h, w) positional encoding of the embedding grid.
             sparse_prompt_embeddings: (B, N, C) point and box embeddings.
             dense_prompt_embeddings: (B, C, h, w) mask embeddings.
-            multimask_output: return the 3 multimask outputs instead of the single one.
+            multimask_output: return the 3 multimask outputs instead of the single one;
+                "all": the 4 outputs, the single one first (one pass for both).
             image_side: from `image_side()` for this image and dense prompt: skips the
                 prompt-independent work (dense_prompt_embeddings is then not read).
             skip_below_iou: if given, prompts whose returned IoU predictions are all at or
@@ -74,9 +77,15 @@ class MaskDecoder(nn.Module):
                 (automatic mask generation) will keep.
 
         Returns:
-            low-resolution mask logits (B, 3 or 1, 4h, 4w) and IoU predictions (B, 3 or 1).
+            low-resolution mask logits (B, T, 4h, 4w) and IoU predictions (B, T); T is 3, 1
+            or 4.
         """
-        outputs = slice(1, None) if multimask_output else slice(0, 1)
+        if isinstance(multimask_output, str) and multimask_output != "all":
+            raise ValueError(f"multimask_output must be a bool or 'all', got {multimask_output!r}")
+        if multimask_output == "all":
+            outputs = slice(None)
+        else:
+            outputs = slice(1, None) if multimask_output else slice(0, 1)
         return self.predict_masks(
             image_embeddings,
             image_pe,

@@ -31,6 +31,7 @@ from segany.cache import (
 from segany.errors import PromptError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_coco_rle
+from segany.interactive import predict_edit
 from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.predictor import SamPredictor
 from segany.registry import build_sam, get_spec, resolve_weights
@@ -117,8 +118,10 @@ class ModelService:
         multimask: bool,
         previous: str | None,
     ) -> tuple[list[dict[str, Any]], str, bool]:
-        """Masks for the prompts, best predicted IoU first, a token for their low-res logits,
-        and whether the embedding was cached. Points are [x, y, label] in upright pixels."""
+        """Masks for the prompts, best first, a token for their low-res logits, and whether the
+        embedding was cached. Points are [x, y, label] in upright pixels. multimask: the
+        candidates of `segany.interactive.predict_edit` (3 for a first click or box, 4 after);
+        else the single-mask output alone."""
         if not points and box is None:
             raise PromptError("give at least one point or a box")
         predictor = SamPredictor(self.model)
@@ -134,17 +137,18 @@ class ModelService:
         if points:
             array = np.asarray(points, dtype=np.float64)  # (N, 3)
             coords, labels = array[:, :2], array[:, 2].astype(np.int64)
+        box_array = None if box is None else np.asarray(box, dtype=np.float64)
         with self._compute:
-            masks, scores, logits = predictor.predict(
-                coords,
-                labels,
-                None if box is None else np.asarray(box, dtype=np.float64),
-                mask_input,
-                multimask_output=multimask,
-            )
-        order = np.argsort(-scores, kind="stable")
-        token = self.previous.put(logits[order])
-        return [mask_record(masks[i], scores[i]) for i in order], token, cached
+            if multimask:  # the interactive rule, candidates best first
+                answer = predict_edit(predictor, coords, labels, box_array, mask_input)
+                masks, scores, logits = answer
+            else:
+                masks, scores, logits = predictor.predict(
+                    coords, labels, box_array, mask_input, multimask_output=False
+                )
+        token = self.previous.put(logits)
+        records = [mask_record(mask, score) for mask, score in zip(masks, scores, strict=True)]
+        return records, token, cached
 
     @torch.inference_mode()
     def proposals(

@@ -63,7 +63,9 @@ def _finite(values: list[float], what: str) -> None:
 
 class PredictRequest(Strict):
     """points: [x, y, label] in upright image pixels (label 1 include, 0 exclude); box:
-    [x0, y0, x1, y1]; previous: a token of an earlier answer ("TOKEN" or "TOKEN.i")."""
+    [x0, y0, x1, y1]; multimask: the interactive rule's candidates, best first (3 for a first
+    click or box, else 4), or false for the single-mask output alone; previous: a token of an
+    earlier answer ("TOKEN" or "TOKEN.i")."""
 
     points: list[tuple[float, float, int]] = []
     box: tuple[float, float, float, float] | None = None

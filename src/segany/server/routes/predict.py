@@ -15,8 +15,10 @@ router = APIRouter(tags=["predict"])
 
 @router.post("/images/{image_id}/predict", response_model=PredictResponse)
 def predict(request: Request, image_id: str, body: PredictRequest):
-    """Masks for points ([x, y, label], upright image pixels) and / or a box, best predicted
-    IoU first; `previous` (a token of an earlier answer) feeds its logits back."""
+    """Masks for points ([x, y, label], upright image pixels) and / or a box, best first (the
+    interactive rule, `segany.interactive`; 3 for a first click or box, 4 for later edits;
+    `multimask: false`: the single-mask output alone); `previous` (a token of an earlier
+    answer) feeds its logits back."""
     app = state(request)
     if len(body.points) > app.settings.limits.points:
         raise PromptError(
