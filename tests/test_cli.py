@@ -173,12 +173,21 @@ def test_predict_random_weights_writes_masks_overlay_and_json(capsys, tmp_path, 
         "boxes_xyxy": [[15.0, 5.0, 50.0, 35.0]],
     }
     masks = report["masks"]
-    assert [m["index"] for m in masks] == [0, 1, 2]
+    assert [m["index"] for m in masks] == [0, 1, 2, 3]  # two points: the click rule's four
     scores = [m["score"] for m in masks]
     assert all(math.isfinite(s) for s in scores)
-    best = int(np.argmax(scores))
+    best = 0  # best first
     assert report["chosen"] == best
-    assert [m["chosen"] for m in masks] == [i == best for i in range(3)]
+    assert [m["chosen"] for m in masks] == [i == best for i in range(4)]
+    # The same candidates, in the same order, as the Python API's click rule.
+    from segany import SamPredictor
+    from segany.formats.image import read_image
+    from segany.interactive import predict_edit
+
+    predictor = SamPredictor(build_sam("test_tiny", pretrained=False, seed=0))
+    predictor.set_image(read_image(image_path))
+    points, labels, box = [[30.0, 20.0], [5.0, 40.0]], [1, 0], [15.0, 5.0, 50.0, 35.0]
+    expected, _, _ = predict_edit(predictor, np.array(points), np.array(labels), np.array(box))
 
     chosen = read_png(out)
     assert chosen.shape == (HEIGHT, WIDTH)
@@ -192,6 +201,8 @@ def test_predict_random_weights_writes_masks_overlay_and_json(capsys, tmp_path, 
         bbox = mask_bbox_xyxy(pixels)
         assert m["bbox_xyxy"] == (list(bbox) if bbox is not None else None)
     np.testing.assert_array_equal(read_png(tmp_path / f"mask_{best}.png"), chosen)
+    for i, mask in enumerate(expected):
+        np.testing.assert_array_equal(read_png(tmp_path / f"mask_{i}.png") > 0, mask)
 
     assert report["out"] == str(out)
     assert report["overlay"] == str(overlay)

@@ -55,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--single",
         action="store_true",
-        help="predict one mask instead of three candidates (better for several points)",
+        help="the single-mask output alone instead of the candidates (3 for one point or a "
+        "box, 4 for several points, best first by the click rule)",
     )
     parser.add_argument(
         "--out",
@@ -100,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(spec, checkpoint, device, args.edge_refinement)
     cache = None if args.no_cache else embedding_cache(args.image, spec, checkpoint)
-    masks, scores, cached = segment(model, image, coords, labels, boxes, args.single, cache)
-    chosen = [int(np.argmax(object_scores)) for object_scores in scores]
+    masks, scores, chosen, cached = segment(model, image, coords, labels, boxes, args.single, cache)
     union = np.any([object_masks[c] for object_masks, c in zip(masks, chosen, strict=True)], 0)
 
     written: list[list[list[Path]]] = [[[] for _ in m] for m in masks]  # files per mask
@@ -191,14 +191,19 @@ def segment(
     boxes: np.ndarray | None,
     single: bool,
     cache: tuple[Any, str] | None = None,
-) -> tuple[np.ndarray, np.ndarray, bool]:
+) -> tuple[np.ndarray, np.ndarray, list[int], bool]:
     """Predict: masks (B, C, H, W) bool and predicted IoUs (B, C), one row per box (B = 1
-    without boxes), C = 3 candidates or 1 with `single`; and whether the embedding came from
+    without boxes); the index of each object's chosen mask; and whether the embedding came from
     `cache` ((EmbeddingCache, key), or None to always run the encoder).
 
-    Prompts are in the original image frame: coords (N, 2) xy, labels (N,), boxes (B, 4) xyxy.
+    One object (at most one box): the click rule's candidates best first
+    (`segany.interactive.predict_edit`: 3 for one point or a box, 4 for several points), the
+    first chosen. Several boxes: 3 candidates each, the highest predicted IoU chosen. `single`:
+    the single-mask output alone. Prompts are in the original image frame: coords (N, 2) xy,
+    labels (N,), boxes (B, 4) xyxy.
     """
     from segany.cache import encode, restore
+    from segany.interactive import predict_edit
     from segany.predictor import SamPredictor
 
     predictor = SamPredictor(model)
@@ -209,10 +214,14 @@ def segment(
         store, key = cache
         embedding, cached = store.get_or_compute(key, lambda: encode(predictor, image))
         restore(predictor, embedding, image)
+    if not single and (boxes is None or len(boxes) == 1):
+        box = None if boxes is None else boxes[0]
+        masks, scores, _ = predict_edit(predictor, coords, labels, box)
+        return masks[None], scores[None], [0], cached
     masks, scores, _ = predictor.predict(coords, labels, boxes, multimask_output=not single)
     if boxes is None or len(boxes) == 1:
         masks, scores = masks[None], scores[None]
-    return masks, scores, cached
+    return masks, scores, [int(np.argmax(s)) for s in scores], cached
 
 
 def describe_mask(

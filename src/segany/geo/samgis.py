@@ -27,6 +27,7 @@ from segany.geo.projection import WEB_MERCATOR, check_lnglat, check_zoom
 from segany.geo.raster import Extent, ExtentGrid, extent_grid, extent_image
 from segany.geo.tiles import TileFetcher, TileSource, is_template, resolve_source
 from segany.geo.vector import feature_collection, mask_to_features
+from segany.interactive import predict_edit
 from segany.predictor import SamPredictor
 
 DEFAULT_SOURCE = "OpenStreetMap.Mapnik"
@@ -249,15 +250,11 @@ class SamgisService:
             calls.append((box, [*point_ids, _prompt_id(i, p)]))
         results = []
         for box, ids in calls:
-            # One click alone is ambiguous (a part or the whole?): SAM's advice is 3 masks and
-            # the best-scored one; more prompts pin the object down, one mask is enough.
-            single_click = box is None and len(points) == 1
+            # The annotation app's click rule (segany.interactive): one click gets the best of
+            # 3 masks; more prompts the output that contradicts fewest clicks.
             with self.compute_lock:
-                masks, scores, _ = predictor.predict(
-                    coords, labels, box, multimask_output=single_click
-                )
-            best = int(np.argmax(scores))
-            results.append((masks[best], float(scores[best]), ids))
+                masks, scores, _ = predict_edit(predictor, coords, labels, box)
+            results.append((masks[0], float(scores[0]), ids))
         return results
 
 

@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from segany.errors import PromptError
 from segany.geo.geotiff import GeoRaster, pixel_window
 from segany.geo.vector import shapes_in_crs
+from segany.interactive import predict_edit
 from segany.predictor import SamPredictor
 
 # The model sees at most this many raster pixels a side around the prompts (default).
@@ -97,8 +98,9 @@ def segment_geotiff(
     prompts: GeoPrompts,
     context: int = DEFAULT_CONTEXT,
 ) -> GeoMask:
-    """The best mask for `prompts` (the highest predicted IoU of SAM's three for a single
-    point, else SAM's single answer), read from a window of at most `context` pixels a side
+    """The best mask for `prompts` (the click rule's first, `segany.interactive.predict_edit`:
+    the highest predicted IoU of the 3 multimask outputs for one point or a box, else the
+    output that contradicts fewest points), read from a window of at most `context` pixels a side
     around the prompts (more if the prompts spread wider). Nodata pixels are never in the mask.
     `PromptError` for a prompt off the raster or a foreground point on nodata."""
     points, box = prompts_to_pixels(raster, prompts)
@@ -123,15 +125,9 @@ def segment_geotiff(
     if box is not None:
         box = box - np.tile(offset, 2)
     predictor.set_image(rgb)
-    single_point = points is not None and len(points) == 1 and box is None
-    masks, scores, _ = predictor.predict(
-        point_coords=points, point_labels=labels, box=box, multimask_output=single_point
-    )
+    masks, scores, _ = predict_edit(predictor, points, labels, box)  # the app's click rule
     predictor.reset_image()
-    best = int(np.argmax(scores))
-    return GeoMask(
-        masks[best] & valid, window, raster.window_transform(window), float(scores[best])
-    )
+    return GeoMask(masks[0] & valid, window, raster.window_transform(window), float(scores[0]))
 
 
 def _on_raster(raster: GeoRaster, col: float, row: float) -> bool:
