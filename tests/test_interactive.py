@@ -22,7 +22,7 @@ def square(top: int, bottom: int, left: int, right: int, shape=(40, 60)) -> np.n
 
 def test_contradicted_clicks_counts_foreground_outside_and_background_inside():
     masks = np.stack([square(0, 20, 0, 30), square(20, 40, 30, 60), np.zeros((40, 60), bool)])
-    coords = np.array([[5.5, 5.9], [45.0, 30.0], [10.0, 10.0]])  # xy; (5.5, 5.9) is pixel (5, 5)
+    coords = np.array([[5.5, 5.9], [45.0, 30.0], [10.0, 10.0]])  # xy; (5.5, 5.9) is pixel (6, 6)
     labels = np.array([1, 0, 0])
     # mask 0: fg click inside, bg click at (45, 30) outside, bg click at (10, 10) inside -> 1
     # mask 1: fg click outside, bg click inside, bg at (10, 10) outside -> 2
@@ -32,9 +32,12 @@ def test_contradicted_clicks_counts_foreground_outside_and_background_inside():
 
 def test_padding_labels_and_clicks_off_the_image_count_nothing():
     masks = square(0, 40, 0, 60)[None]
-    coords = np.array([[10.0, 10.0], [60.0, 5.0], [-0.5, 3.0], [3.0, 40.0]])
+    coords = np.array([[10.0, 10.0], [59.5, 5.0], [-0.6, 3.0], [3.0, 39.5]])
     labels = np.array([-1, 1, 1, 0])  # padding; then three clicks just off the 60 x 40 image
     np.testing.assert_array_equal(contradicted_clicks(masks, coords, labels), [0])
+    # Pixel (i, j) is named by (i, j), its centre: a click rounds to the nearest one.
+    edge = np.array([[59.4, 5.0], [-0.4, 3.0]])
+    np.testing.assert_array_equal(contradicted_clicks(~masks, edge, np.array([1, 1])), [2])
 
 
 def test_candidates_rank_by_clicks_then_single_first_then_predicted_iou():

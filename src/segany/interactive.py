@@ -17,8 +17,9 @@ honours them all. The rule here (`predict_edit`):
   before the multimask ones, then by predicted IoU.
 
 When the single-mask output honours every click it is the answer, as in SAM's protocol; the rule
-only steps in where that answer is visibly wrong. Coordinates are xy pixels of the original
-image; a click at (x, y) is the pixel (floor(x), floor(y)).
+only steps in where that answer is visibly wrong. Coordinates are `SamPredictor`'s: xy pixels of
+the original image, (i, j) naming pixel (i, j) (the prompt encoder adds 0.5 to reach its
+centre), so a click at (x, y) falls on pixel (round(x), round(y)).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def contradicted_clicks(
     if len(coords) != len(labels):
         raise PromptError(f"{len(coords)} points but {len(labels)} labels")
     height, width = masks.shape[1:]
-    columns, rows = np.floor(coords[:, 0]), np.floor(coords[:, 1])
+    columns, rows = np.floor(coords[:, 0] + 0.5), np.floor(coords[:, 1] + 0.5)  # halves up
     counted = np.isin(labels, (0, 1)) & (columns >= 0) & (rows >= 0)
     counted &= (columns < width) & (rows < height)
     columns, rows = columns[counted].astype(np.intp), rows[counted].astype(np.intp)
