@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ import torch
 from segany.devices import computes_bfloat16_natively
 from segany.edge_refinement import EdgeRefinement, refine_masks
 from segany.errors import ConfigError, ImageError, PromptError
+from segany.modeling.mask_decoder import Outputs
 from segany.modeling.sam import Sam
 from segany.modeling.two_way_transformer import ImageSide
 from segany.transforms import (
@@ -29,13 +30,11 @@ from segany.validation import (
     check_boxes,
     check_mask_input,
     check_original_size,
+    check_outputs,
     check_points,
 )
 
 Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
-# multimask_output: True (the 3 multimask outputs), False (the single one) or "all" (the 4,
-# the single one first, from one decoder pass).
-Outputs = bool | Literal["all"]
 
 
 class SamPredictor:
@@ -225,10 +224,7 @@ class SamPredictor:
             array gains a leading B axis.
         """
         self._require_image()
-        if isinstance(multimask_output, str) and multimask_output != "all":
-            raise PromptError(
-                f"multimask_output must be True, False or 'all', got {multimask_output!r}"
-            )
+        check_outputs(multimask_output)
         coords, labels = check_points(point_coords, point_labels)
         boxes = check_boxes(box)
         if coords is None and boxes is None and mask_input is None:

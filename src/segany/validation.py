@@ -112,6 +112,13 @@ def check_boxes(box: Any) -> np.ndarray | None:
     return boxes
 
 
+def check_outputs(multimask_output: Any) -> None:
+    """`predict`'s multimask_output: True, False or "all" (the 4 outputs)."""
+    if isinstance(multimask_output, str) and multimask_output != "all":
+        given = repr(multimask_output)
+        raise PromptError(f"multimask_output must be True, False or 'all', got {given}")
+
+
 def check_mask_input(
     mask_input: Any, low_res_size: tuple[int, int], batch: int
 ) -> np.ndarray | None:

@@ -12,6 +12,10 @@ from torch import nn
 from segany.modeling.common import MLP, LayerNorm2d, gelu_fresh
 from segany.modeling.two_way_transformer import ImageSide, TwoWayTransformer
 
+# multimask_output: True (the 3 multimask outputs), False (the single one) or "all" (the 4,
+# the single one first, from one decoder pass).
+Outputs = bool | Literal["all"]
+
 
 class MaskDecoder(nn.Module):
     """Predicts 1 + `num_multimask_outputs` masks and their IoU from image and prompt embeddings.
@@ -56,7 +60,7 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
-        multimask_output: bool | Literal["all"],
+        multimask_output: Outputs,
         image_side: ImageSide | None = None,
         skip_below_iou: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
