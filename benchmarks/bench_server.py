@@ -2,7 +2,7 @@
 image with and without pre-encoding.
 
     python benchmarks/bench_server.py [--model segany-tiny-v2 | segany-tiny | vit_b] [--seconds 60]
-        [--images 8] [--no-edge-refinement]
+        [--images 8] [--no-edge-refinement] [--polygons]
         [--clients 8] [--workers 1] [--threads N] [--think 2] [--json out.json]
 
 The default model is segany's default (the built-in segany-tiny-v2).
@@ -10,13 +10,14 @@ The default model is segany's default (the built-in segany-tiny-v2).
 Starts the real server (a subprocess on loopback, SQLite in a temporary folder), uploads
 `--images` synthetic 640 x 480 pictures, waits until the pre-encoder has computed all their
 embeddings, then `--clients` threads, each with its own connection, click (one random include
-point, 3 masks back) on random pre-encoded images for `--seconds`: p50 / p95 / p99 latency,
+point, 3 masks back as RLE, as the browser annotator asks; `--polygons`: with their outlines too,
+the API's default) on random pre-encoded images for `--seconds`: p50 / p95 / p99 latency,
 throughput, errors. Then the first click on freshly uploaded images, `--think` seconds after
 the upload (a person looks before clicking), on this server and on one started with
 --no-pre-encode. A model without shipped weights (`--model vit_b`) runs a random-weights
 checkpoint written here (the speed of the official weights, without downloading them).
 Latencies are measured by the clients, on the same machine as the server: on a small machine
-they share its cores.
+they share its cores. The server runs with torch's default thread count unless `--threads`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-edge-refinement", action="store_true", help="serve plain masks (segany-tiny-v2)"
     )
+    parser.add_argument(
+        "--polygons", action="store_true", help="ask for the masks' outlines (the API default)"
+    )
     parser.add_argument("--fresh", type=int, default=3, help="new images for the first click")
     parser.add_argument("--think", type=float, default=2.0, help="seconds from upload to click")
     parser.add_argument("--encode-timeout", type=float, default=1800.0)
@@ -78,9 +82,12 @@ def upload(http: httpx.Client, seed: int) -> str:
     return response.json()["id"]
 
 
-def click(http: httpx.Client, image_id: str, rng: random.Random) -> httpx.Response:
+def click(
+    http: httpx.Client, image_id: str, rng: random.Random, polygons: bool = False
+) -> httpx.Response:
     point = [rng.uniform(0, WIDTH - 1), rng.uniform(0, HEIGHT - 1), 1]
-    return http.post(f"/api/images/{image_id}/predict", json={"points": [point]})
+    body = {"points": [point]} if polygons else {"points": [point], "polygons": False}
+    return http.post(f"/api/images/{image_id}/predict", json=body)
 
 
 def wait_encoded(http: httpx.Client, start: float, timeout: float) -> float:
@@ -92,7 +99,9 @@ def wait_encoded(http: httpx.Client, start: float, timeout: float) -> float:
     raise TimeoutError(f"the images were not encoded in {timeout:.0f} s")
 
 
-def click_load(server: LiveServer, ids: list[str], clients: int, seconds: float) -> dict:
+def click_load(
+    server: LiveServer, ids: list[str], clients: int, seconds: float, polygons: bool
+) -> dict:
     """`clients` threads clicking on random images of `ids` for `seconds`."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -107,7 +116,7 @@ def click_load(server: LiveServer, ids: list[str], clients: int, seconds: float)
             while time.perf_counter() < deadline:
                 began = time.perf_counter()
                 try:
-                    response = click(http, rng.choice(ids), rng)
+                    response = click(http, rng.choice(ids), rng, polygons)
                     error = None if response.status_code == 200 else response.text[:200]
                 except httpx.HTTPError as e:
                     error = repr(e)
@@ -138,7 +147,7 @@ def click_load(server: LiveServer, ids: list[str], clients: int, seconds: float)
     }
 
 
-def first_clicks(server: LiveServer, seeds: range, think: float) -> list[float]:
+def first_clicks(server: LiveServer, seeds: range, think: float, polygons: bool) -> list[float]:
     """Seconds of the first click on each image of `seeds`, `think` s after its upload."""
     took = []
     rng = random.Random(0)
@@ -147,7 +156,7 @@ def first_clicks(server: LiveServer, seeds: range, think: float) -> list[float]:
             image_id = upload(http, seed)
             time.sleep(think)
             began = time.perf_counter()
-            response = click(http, image_id, rng)
+            response = click(http, image_id, rng, polygons)
             took.append(time.perf_counter() - began)
             response.raise_for_status()
             assert response.json()["masks"], "no mask"
@@ -175,7 +184,11 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     fresh = range(1000, 1000 + args.fresh)
     results: dict = {"config": {k: str(v) for k, v in vars(args).items()}}
 
-    pre = LiveServer(folder / "pre", *common, log=folder / "pre.log", timeout=600)
+    # The tests' servers run one torch thread (OMP_NUM_THREADS=1); a user's runs torch's default.
+    default_threads = {"OMP_NUM_THREADS": None}
+    pre = LiveServer(
+        folder / "pre", *common, log=folder / "pre.log", timeout=600, env=default_threads
+    )
     with pre as server:
         with server.client() as http:
             began = time.perf_counter()
@@ -185,13 +198,22 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
             f"{args.images} images uploaded and encoded in {results['encode_all_s']:.1f} s",
             file=sys.stderr,
         )
-        results["load"] = click_load(server, ids, args.clients, args.seconds)
-        results["first_click_pre_encoded_s"] = first_clicks(server, fresh, args.think)
+        results["load"] = click_load(server, ids, args.clients, args.seconds, args.polygons)
+        results["first_click_pre_encoded_s"] = first_clicks(
+            server, fresh, args.think, args.polygons
+        )
     off = LiveServer(
-        folder / "off", *common, "--no-pre-encode", log=folder / "off.log", timeout=600
+        folder / "off",
+        *common,
+        "--no-pre-encode",
+        log=folder / "off.log",
+        timeout=600,
+        env=default_threads,
     )
     with off as server:
-        results["first_click_no_pre_encode_s"] = first_clicks(server, fresh, args.think)
+        results["first_click_no_pre_encode_s"] = first_clicks(
+            server, fresh, args.think, args.polygons
+        )
     return results
 
 
@@ -201,7 +223,8 @@ def report(args: argparse.Namespace, results: dict) -> str:
     off = statistics.median(results["first_click_no_pre_encode_s"])
     return "\n".join(
         [
-            f"segany serve, {args.model}, {args.workers} worker(s), {args.clients} clients, "
+            f"segany serve, {args.model}, {args.workers} worker(s), {args.clients} clients "
+            f"({'RLE and polygons' if args.polygons else 'RLE'}), "
             f"{args.seconds:g} s, {args.images} pre-encoded {WIDTH}x{HEIGHT} images "
             f"(uploaded and encoded in {results['encode_all_s']:.1f} s)",
             "",

@@ -57,7 +57,8 @@ def segany_command(*args: str) -> list[str]:
 
 class LiveServer:
     """`segany serve ARGS --data DATA --port PORT` in its own process group, so that a kill
-    reaches its uvicorn workers too. Use as a context manager; `kill()` is `kill -9`."""
+    reaches its uvicorn workers too. Use as a context manager; `kill()` is `kill -9`.
+    env: variables to set (None: to unset) over `subprocess_env()`'s."""
 
     def __init__(
         self,
@@ -66,8 +67,15 @@ class LiveServer:
         db: str | None = None,
         log: Path | None = None,
         timeout: float = 120,
+        env: dict[str, str | None] | None = None,
     ):
         self.data = Path(data)
+        self.env = subprocess_env()
+        for name, value in (env or {}).items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
         self.timeout = timeout
         self.args = list(args) + ([] if db is None else ["--db", db])
         self.log = Path(log) if log is not None else self.data.parent / f"{self.data.name}.log"
@@ -91,7 +99,7 @@ class LiveServer:
         )
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                command, env=subprocess_env(), stdout=log, stderr=log, start_new_session=True
+                command, env=self.env, stdout=log, stderr=log, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -180,6 +180,13 @@ def test_upload_and_predict_follow_the_contract(client):
     boxed = predict(client, image["id"], box=[150, 80, 440, 300], multimask=False)
     assert boxed["masks"][0]["area"] > 0
 
+    # The annotator draws the RLE and asks without outlines: the same masks, polygons null.
+    bare = predict(client, image["id"], points=[[x, y, 1]], polygons=False)
+    assert [m["polygons"] for m in bare["masks"]] == [None] * 3
+    without = [{k: v for k, v in m.items() if k != "polygons"} for m in first["masks"]]
+    assert [{k: v for k, v in m.items() if k != "polygons"} for m in bare["masks"]] == without
+    assert all(m["polygons"] for m in first["masks"])  # asked for by default
+
 
 def test_health_info_and_pre_encoding(serve):
     client = serve(pre_encode=True)
@@ -657,6 +664,7 @@ def test_bad_predict_requests_are_refused(client):
         ({}, ["at least one point or a box"]),
         ({"points": []}, ["at least one point or a box"]),
         ({"points": [[1, 1, 1]], "multimask": "often"}, ["multimask"]),
+        ({"points": [[1, 1, 1]], "polygons": "maybe"}, ["polygons"]),
         ({"points": [[1, 1, 1]], "clicks": 3}, ["clicks"]),
         ({"points": [[1, 1, 1]] * 100_000}, ["100000 points", "at most"]),
     ]

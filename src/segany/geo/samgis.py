@@ -6,13 +6,13 @@ scripts work unchanged; what differs is what SamGIS got wrong: no background pol
 decoder call per rectangle (SAM takes one box per call), and the embedding of an extent kept in
 the shared, bounded embedding cache instead of a dict that never evicts.
 
-    service = SamgisService(model, cache, weights_id, lock, TileFetcher(data_dir / "tiles"))
+    fetcher = TileFetcher(data_dir / "tiles")
+    service = SamgisService(model, cache, weights_id, ComputeThread(), fetcher)
     answer = service.infer(SamgisRequest.model_validate(body))
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from segany.cache import CachedEmbedding, EmbeddingCache, PixelCache, encode, image_key, restore
+from segany.compute_thread import ComputeThread
 from segany.geo.errors import ExtentError
 from segany.geo.projection import WEB_MERCATOR, check_lnglat, check_zoom
 from segany.geo.raster import Extent, ExtentGrid, extent_grid, extent_image
@@ -142,10 +143,11 @@ class SamgisService:
     """Answers `SamgisRequest`s with one model, shared with the rest of the server.
 
     cache: the shared embedding cache; an extent's embedding is keyed by (tile URL template,
-        zoom, pixel grid, model name, weights_id). compute_lock: held for every forward pass
-        (the server's one-pass-at-a-time lock). tile_url: a URL template that replaces every
-        source (`segany serve --tile-url`). allow_templates: whether a request's source_type
-        may be a URL template (off for the server: a client must not make it fetch any URL).
+        zoom, pixel grid, model name, weights_id). compute: the thread every forward pass
+        runs on, in turn (the server's; `segany.compute_thread`). tile_url: a URL template
+        that replaces every source (`segany serve --tile-url`). allow_templates: whether a
+        request's source_type may be a URL template (off for the server: a client must not
+        make it fetch any URL).
         pixels: extent images kept in memory, for the masks' edge refinement when the
         embedding comes from the cache.
     """
@@ -153,7 +155,7 @@ class SamgisService:
     model: Any  # segany.modeling.Sam
     cache: EmbeddingCache
     weights_id: str
-    compute_lock: threading.Lock
+    compute: ComputeThread
     fetcher: TileFetcher
     tile_url: str | None = None
     allow_templates: bool = False
@@ -183,8 +185,9 @@ class SamgisService:
             pixels = self.pixels.get_or_load(
                 self._key(source, grid), lambda: extent_image(grid, source, self.fetcher)
             )
-        restore(predictor, embedding, pixels)
-        predictions = self._decode(predictor, grid, request.prompt)
+        predictions = self.compute.run(
+            self._decode, predictor, embedding, pixels, grid, request.prompt
+        )
         features = []
         for mask, score, ids in predictions:
             properties = {"score": score, "prompt_ids": ids}
@@ -218,8 +221,7 @@ class SamgisService:
         def compute() -> CachedEmbedding:
             image = extent_image(grid, source, self.fetcher)  # (H, W, 3) uint8
             self.pixels.put(key, image)
-            with self.compute_lock:
-                return encode(SamPredictor(self.model), image)
+            return self.compute.run(encode, SamPredictor(self.model), image)
 
         return self.cache.get_or_compute(key, compute)
 
@@ -229,9 +231,19 @@ class SamgisService:
         described += f",{grid.width},{grid.height}"
         return image_key(described.encode(), self.model.spec.name, self.weights_id)
 
-    def _decode(self, predictor: SamPredictor, grid: ExtentGrid, prompts: list) -> list:
-        """(mask (H, W) bool, score, prompt ids) per decoder call: every rectangle with all
-        the points, or the points alone when there is no rectangle."""
+    @torch.inference_mode()
+    def _decode(
+        self,
+        predictor: SamPredictor,
+        embedding: CachedEmbedding,
+        pixels: np.ndarray | None,
+        grid: ExtentGrid,
+        prompts: list,
+    ) -> list:
+        """On the compute thread: (mask (H, W) bool, score, prompt ids) per decoder call,
+        every rectangle with all the points, or the points alone when there is no rectangle.
+        pixels: the extent's (H, W, 3) image, for edge refinement."""
+        restore(predictor, embedding, pixels)
         points = [(i, p) for i, p in enumerate(prompts) if p.type == "point"]
         boxes = [(i, p) for i, p in enumerate(prompts) if p.type == "rectangle"]
         coords = labels = None
@@ -252,8 +264,7 @@ class SamgisService:
         for box, ids in calls:
             # The annotation app's click rule (segany.interactive): one click gets the best of
             # 3 masks; more prompts the output that contradicts fewest clicks.
-            with self.compute_lock:
-                masks, scores, _ = predict_edit(predictor, coords, labels, box)
+            masks, scores, _ = predict_edit(predictor, coords, labels, box)
             results.append((masks[0], float(scores[0]), ids))
         return results
 

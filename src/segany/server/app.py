@@ -67,10 +67,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.threads:
-            import torch
-
-            torch.set_num_threads(settings.threads)
         project = Project.open(settings)
         model = ModelService(settings)
         encoder = None
@@ -83,6 +79,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         finally:
             if encoder is not None:
                 encoder.stop()
+            model.close()
             project.close()
 
     app = FastAPI(

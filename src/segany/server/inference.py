@@ -3,15 +3,15 @@ ranked masks (COCO RLE + polygons), automatic proposals. One `ModelService` per 
 requests run in FastAPI's thread pool, each with its own light `SamPredictor` over the shared
 model.
 
-Forward passes take turns (one compute lock per process): each already uses every core torch
-was given, and concurrent ones oversubscribe the CPU (OpenMP threads spinning against each
-other made clicks ~100x slower on a 2-core machine). A click's decoder pass takes milliseconds,
-so queueing them costs less than running them side by side; more workers (`--workers`) add
-parallelism where there are cores for it."""
+Forward passes take turns on one compute thread per process (`segany.compute_thread`): each
+already uses every core torch was given, concurrent ones oversubscribe the CPU (OpenMP threads
+spinning against each other made clicks ~100x slower on a 2-core machine), and torch work spread
+over many request threads makes OpenMP put its workers to sleep between operations. A click's
+decoder pass takes milliseconds, so queueing them costs less than running them side by side;
+more workers (`--workers`) add parallelism where there are cores for it."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from segany.cache import (
     restore,
     weights_id,
 )
+from segany.compute_thread import ComputeThread
 from segany.errors import PromptError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_coco_rle
@@ -50,14 +51,14 @@ class StoredImage:
     height: int
 
 
-def mask_record(mask: np.ndarray, score: float | None) -> dict[str, Any]:
-    """An (H, W) bool mask as the API returns it: COCO RLE, outer polygons, score, area and
-    XYWH bbox, all in upright image pixels."""
+def mask_record(mask: np.ndarray, score: float | None, polygons: bool = True) -> dict[str, Any]:
+    """An (H, W) bool mask as the API returns it: COCO RLE, outer polygons (None unless
+    `polygons`), score, area and XYWH bbox, all in upright image pixels."""
     box = mask_bbox_xyxy(mask)
     bbox = [0, 0, 0, 0] if box is None else [box[0], box[1], box[2] - box[0], box[3] - box[1]]
     return {
         "rle": to_coco_rle(mask),
-        "polygons": mask_to_polygons(mask),
+        "polygons": mask_to_polygons(mask) if polygons else None,
         "score": None if score is None else float(score),
         "area": mask_area(mask),
         "bbox": bbox,
@@ -71,7 +72,10 @@ class ModelService:
         self.settings = settings
         spec = get_spec(settings.model)
         weights = resolve_weights(spec, settings.checkpoint, not settings.random_weights)
-        self.model = build_sam(
+        # Every torch operation of the service, loading included, runs on this one thread.
+        self.compute = ComputeThread(threads=settings.threads)
+        self.model = self.compute.run(
+            build_sam,
             spec.name,
             weights,
             settings.device,
@@ -83,7 +87,6 @@ class ModelService:
         self.cache = EmbeddingCache(settings.cache_dir, settings.cache_memory_bytes)
         self.previous = PreviousLogits(settings.data_dir / "previous")
         self.pixels = PixelCache()  # decoded images, for the masks' edge refinement
-        self._compute = threading.Lock()  # one forward pass at a time in this process
         self._generator: Any = None
 
     @property
@@ -104,12 +107,14 @@ class ModelService:
         def compute() -> CachedEmbedding:
             pixels = read_upright(image.path)
             self.pixels.put(image.sha256, pixels)
-            with self._compute:
-                return encode(SamPredictor(self.model), pixels)
+            return self.compute.run(encode, SamPredictor(self.model), pixels)
 
         return self.cache.get_or_compute(self.key(image), compute)
 
-    @torch.inference_mode()
+    def close(self) -> None:
+        """Finish the queued forward passes and end the compute thread."""
+        self.compute.close()
+
     def predict(
         self,
         image: StoredImage,
@@ -117,40 +122,64 @@ class ModelService:
         box: list[float] | None,
         multimask: bool,
         previous: str | None,
+        polygons: bool = True,
     ) -> tuple[list[dict[str, Any]], str, bool]:
         """Masks for the prompts, best first, a token for their low-res logits, and whether the
         embedding was cached. Points are [x, y, label] in upright pixels. multimask: the
         candidates of `segany.interactive.predict_edit` (3 for a first click or box, 4 after);
-        else the single-mask output alone."""
+        else the single-mask output alone. polygons: trace the masks' outlines too (the
+        annotator draws the RLE and asks without them)."""
         if not points and box is None:
             raise PromptError("give at least one point or a box")
-        predictor = SamPredictor(self.model)
         mask_input = None
         if previous is not None:  # checked before the (maybe costly) embedding
-            mask_input = self.previous.get(previous, predictor.low_res_size)
+            mask_input = self.previous.get(previous, self.low_res_size)
         cached_embedding, cached = self.embedding(image)
         pixels = None
-        if predictor.edge_refinement is not None:
+        if self.model.spec.edge_refinement is not None:
             pixels = self.pixels.get_or_load(image.sha256, lambda: read_upright(image.path))
-        restore(predictor, cached_embedding, pixels)
         coords = labels = None
         if points:
             array = np.asarray(points, dtype=np.float64)  # (N, 3)
             coords, labels = array[:, :2], array[:, 2].astype(np.int64)
         box_array = None if box is None else np.asarray(box, dtype=np.float64)
-        with self._compute:
-            if multimask:  # the interactive rule, candidates best first
-                answer = predict_edit(predictor, coords, labels, box_array, mask_input)
-                masks, scores, logits = answer
-            else:
-                masks, scores, logits = predictor.predict(
-                    coords, labels, box_array, mask_input, multimask_output=False
-                )
-        token = self.previous.put(logits)
-        records = [mask_record(mask, score) for mask, score in zip(masks, scores, strict=True)]
-        return records, token, cached
+        prompts = (coords, labels, box_array, mask_input)
+        records, logits = self.compute.run(
+            self._answer, cached_embedding, pixels, prompts, multimask, polygons
+        )
+        return records, self.previous.put(logits), cached
+
+    @property
+    def low_res_size(self) -> tuple[int, int]:
+        """(h, w) of the low-resolution logits a `previous` token holds."""
+        return SamPredictor(self.model).low_res_size
 
     @torch.inference_mode()
+    def _answer(
+        self,
+        embedding: CachedEmbedding,
+        pixels: np.ndarray | None,
+        prompts: tuple[Any, Any, Any, Any],
+        multimask: bool,
+        polygons: bool,
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """On the compute thread: the mask records, best first, and their (C, h, w) low-res
+        logits. prompts: (coords (N, 2), labels (N,), box (4,), mask_input (1, h, w)), each
+        may be None."""
+        predictor = SamPredictor(self.model)
+        restore(predictor, embedding, pixels)
+        coords, labels, box, mask_input = prompts
+        if multimask:  # the interactive rule, candidates best first
+            masks, scores, logits = predict_edit(predictor, coords, labels, box, mask_input)
+        else:
+            masks, scores, logits = predictor.predict(
+                coords, labels, box, mask_input, multimask_output=False
+            )
+        records = [
+            mask_record(mask, score, polygons) for mask, score in zip(masks, scores, strict=True)
+        ]
+        return records, logits
+
     def proposals(
         self, image: StoredImage, existing: list[dict[str, Any]] = ()
     ) -> list[dict[str, Any]]:
@@ -158,16 +187,21 @@ class ModelService:
         defaults), best predicted IoU first, without near-duplicates (mask IoU above
         `SUGGESTION_OVERLAP` with a better one) and without masks the image's `existing`
         annotations (COCO RLEs) already cover."""
+        pixels = read_upright(image.path)
+        return self.compute.run(self._proposals, pixels, list(existing))
+
+    @torch.inference_mode()
+    def _proposals(
+        self, pixels: np.ndarray, existing: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         from segany.formats.segmentation import to_binary_mask
         from segany.masks.generator import AutomaticMaskGenerator
 
-        pixels = read_upright(image.path)
-        with self._compute:  # the generator also holds one predictor: one image at a time
-            if self._generator is None:
-                self._generator = AutomaticMaskGenerator(self.model, output_mode="coco_rle")
-            records = self._generator.generate(pixels)
+        if self._generator is None:  # it holds one predictor: one image at a time
+            self._generator = AutomaticMaskGenerator(self.model, output_mode="coco_rle")
+        records = self._generator.generate(pixels)
         records.sort(key=lambda r: -float(r["predicted_iou"]))
-        kept = distinct_masks([r["segmentation"] for r in records], list(existing))
+        kept = distinct_masks([r["segmentation"] for r in records], existing)
         out = []
         for index in kept:
             record = records[index]

@@ -65,12 +65,14 @@ class PredictRequest(Strict):
     """points: [x, y, label] in upright image pixels (label 1 include, 0 exclude); box:
     [x0, y0, x1, y1]; multimask: the interactive rule's candidates, best first (3 for a first
     click or box, else 4), or false for the single-mask output alone; previous: a token of an
-    earlier answer ("TOKEN" or "TOKEN.i")."""
+    earlier answer ("TOKEN" or "TOKEN.i"); polygons: false leaves the masks' outlines out
+    (null), for clients that draw the RLE."""
 
     points: list[tuple[float, float, int]] = []
     box: tuple[float, float, float, float] | None = None
     multimask: bool = True
     previous: str | None = Field(default=None, max_length=80)
+    polygons: bool = True
 
     @field_validator("points")
     @classmethod
@@ -95,7 +97,7 @@ class PredictRequest(Strict):
 
 class MaskOut(BaseModel):
     rle: Rle
-    polygons: list[list[float]]
+    polygons: list[list[float]] | None  # None: not asked for
     score: float | None
     area: int
     bbox: tuple[int, int, int, int]

@@ -72,7 +72,7 @@ if MISSING is None:
 
     def service(request: Request) -> SamgisService:
         """The app's SamgisService, made on first use over the server's model, embedding cache
-        and compute lock (tiles cached in DATA/tiles)."""
+        and compute thread (tiles cached in DATA/tiles)."""
         with _service_lock:
             made = getattr(request.app.state, "samgis", None)
             if made is None:
@@ -85,7 +85,7 @@ if MISSING is None:
                     app.model.model,
                     app.model.cache,
                     app.model.weights_id,
-                    app.model._compute,  # every forward pass of the process takes turns
+                    app.model.compute,  # every forward pass of the process, in turn
                     fetcher,
                     settings.tile_url,
                 )

@@ -115,7 +115,7 @@ def _segment(app: Any, data: bytes, name: str, body: GeoSegmentPrompts) -> dict[
     )
     with GeoRaster.from_bytes(data, name, body.bands, body.stretch) as raster:
         predictor = SamPredictor(app.model.model)
-        with app.model._compute:  # one forward pass at a time in this process
-            found = segment_geotiff(raster, predictor, prompts, body.context)
+        # On the server's compute thread, in turn with every other forward pass.
+        found = app.model.compute.run(segment_geotiff, raster, predictor, prompts, body.context)
         features = mask_to_features(found.mask, found.transform, raster.crs, {"score": found.score})
     return feature_collection(features)

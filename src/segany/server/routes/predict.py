@@ -18,7 +18,7 @@ def predict(request: Request, image_id: str, body: PredictRequest):
     """Masks for points ([x, y, label], upright image pixels) and / or a box, best first (the
     interactive rule, `segany.interactive`; 3 for a first click or box, 4 for later edits;
     `multimask: false`: the single-mask output alone); `previous` (a token of an earlier
-    answer) feeds its logits back."""
+    answer) feeds its logits back; `polygons: false` leaves the outlines out."""
     app = state(request)
     if len(body.points) > app.settings.limits.points:
         raise PromptError(
@@ -36,7 +36,12 @@ def predict(request: Request, image_id: str, body: PredictRequest):
     if not body.points and body.box is None:
         raise PromptError("give at least one point or a box")
     masks, token, cached = app.model.predict(
-        stored(image), [list(p) for p in body.points], body.box, body.multimask, body.previous
+        stored(image),
+        [list(p) for p in body.points],
+        body.box,
+        body.multimask,
+        body.previous,
+        body.polygons,
     )
     return {"masks": masks, "previous": token, "cached": cached}
 

@@ -210,6 +210,7 @@ export class Annotator {
       box: null,
       multimask: true,
       previous: null,
+      polygons: false, // the page draws the RLE
     };
     const answer = await this.api.post(`/api/images/${image.id}/predict`, body);
     if (!isCurrent() || this.image !== image || !this.canHover()) return; // stale: dropped

@@ -93,6 +93,7 @@ export class PromptHistory {
       box: box ? box.map(round2) : null,
       multimask: true,
       previous: withPrevious ? this.previousToken() : null,
+      polygons: false, // the page draws the RLE: the outlines would only cost time
     };
   }
 }
