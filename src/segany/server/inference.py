@@ -131,12 +131,13 @@ class ModelService:
         annotator draws the RLE and asks without them)."""
         if not points and box is None:
             raise PromptError("give at least one point or a box")
+        predictor = SamPredictor(self.model)  # holds no tensors until `_answer` restores one
         mask_input = None
         if previous is not None:  # checked before the (maybe costly) embedding
-            mask_input = self.previous.get(previous, self.low_res_size)
+            mask_input = self.previous.get(previous, predictor.low_res_size)
         cached_embedding, cached = self.embedding(image)
         pixels = None
-        if self.model.spec.edge_refinement is not None:
+        if predictor.edge_refinement is not None:
             pixels = self.pixels.get_or_load(image.sha256, lambda: read_upright(image.path))
         coords = labels = None
         if points:
@@ -145,18 +146,14 @@ class ModelService:
         box_array = None if box is None else np.asarray(box, dtype=np.float64)
         prompts = (coords, labels, box_array, mask_input)
         records, logits = self.compute.run(
-            self._answer, cached_embedding, pixels, prompts, multimask, polygons
+            self._answer, predictor, cached_embedding, pixels, prompts, multimask, polygons
         )
         return records, self.previous.put(logits), cached
-
-    @property
-    def low_res_size(self) -> tuple[int, int]:
-        """(h, w) of the low-resolution logits a `previous` token holds."""
-        return SamPredictor(self.model).low_res_size
 
     @torch.inference_mode()
     def _answer(
         self,
+        predictor: SamPredictor,
         embedding: CachedEmbedding,
         pixels: np.ndarray | None,
         prompts: tuple[Any, Any, Any, Any],
@@ -166,7 +163,6 @@ class ModelService:
         """On the compute thread: the mask records, best first, and their (C, h, w) low-res
         logits. prompts: (coords (N, 2), labels (N,), box (4,), mask_input (1, h, w)), each
         may be None."""
-        predictor = SamPredictor(self.model)
         restore(predictor, embedding, pixels)
         coords, labels, box, mask_input = prompts
         if multimask:  # the interactive rule, candidates best first
