@@ -77,10 +77,24 @@ class ExtentGrid:
         )
 
     @property
-    def tiles(self) -> list[TileId]:
-        """The (z, x, y) tiles under the grid, row by row."""
+    def tile_range(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the first and last tile column and row under the grid, inclusive."""
         x0, x1 = self.left // TILE_SIZE, (self.left + self.width - 1) // TILE_SIZE
         y0, y1 = self.top // TILE_SIZE, (self.top + self.height - 1) // TILE_SIZE
+        return x0, y0, x1, y1
+
+    @property
+    def tile_count(self) -> int:
+        """How many tiles `tiles` holds, by arithmetic: check it before listing them (the whole
+        world at zoom 19 is ~7 * 10^10 tiles, far too many tuples to build)."""
+        x0, y0, x1, y1 = self.tile_range
+        return (x1 - x0 + 1) * (y1 - y0 + 1)
+
+    @property
+    def tiles(self) -> list[TileId]:
+        """The (z, x, y) tiles under the grid, row by row. As long as `tile_count`: callers
+        check that against their limit first (`TileFetcher.check_count`)."""
+        x0, y0, x1, y1 = self.tile_range
         return [(self.zoom, x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
 
     def to_image(self, lng, lat) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +130,8 @@ def stitch(grid: ExtentGrid, tiles: dict[TileId, np.ndarray]) -> np.ndarray:
 
 def extent_image(grid: ExtentGrid, source: TileSource, fetcher: TileFetcher) -> np.ndarray:
     """The grid's RGB image from `source`: (grid.height, grid.width, 3) uint8. Raises
-    `ExtentError` beyond the fetcher's tile limit, `TileError` when a tile fails."""
+    `ExtentError` beyond the fetcher's tile limit (counted before any tile is listed),
+    `TileError` when a tile fails."""
     source.check_zoom(grid.zoom)
+    fetcher.check_count(grid.tile_count)
     return stitch(grid, fetcher.fetch(source, grid.tiles))

@@ -177,7 +177,7 @@ class SamgisService:
         source = self.source(request.source_type)
         grid = extent_grid(request.bbox.extent(), request.zoom)
         source.check_zoom(grid.zoom)
-        self.fetcher.check_count(len(grid.tiles))
+        self.fetcher.check_count(grid.tile_count)  # before any tile is listed
         embedding, cached = self.embedding(source, grid)
         predictor = SamPredictor(self.model)
         pixels = None
@@ -206,7 +206,7 @@ class SamgisService:
                 "source": source.name,
                 "tile_url": source.url,
                 "zoom": grid.zoom,
-                "tiles": len(grid.tiles),
+                "tiles": grid.tile_count,
                 "image_size": [grid.height, grid.width],
                 "transform": list(grid.transform)[:6],
                 "crs": WEB_MERCATOR,
