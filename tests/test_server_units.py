@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from segany.server.encoding import PreEncoder
+from segany.server.pre_encoding import PreEncoder
 from segany.server.inference import StoredImage
 
 

@@ -22,8 +22,8 @@ from sqlalchemy import CheckConstraint, func, inspect, select
 
 from postgres import postgres_server  # noqa: F401  (fixture)
 from segany.errors import ConfigError
-from segany.server.errors import ConflictError, InvalidValueError, NotFoundError
-from segany.server.storage import (
+from segany.errors import ConflictError, InvalidValueError, NotFoundError
+from segany.project.storage import (
     Annotation,
     Base,
     Database,
@@ -35,8 +35,8 @@ from segany.server.storage import (
     sqlite_url,
     upgrade,
 )
-from segany.server.storage import repository as repo
-from segany.server.storage.rle import check_rle, parse_counts
+from segany.project.storage import repository as repo
+from segany.project.storage.rle import check_rle, parse_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"images", "categories", "annotations"}
@@ -142,7 +142,7 @@ def test_two_processes_migrate_at_once(database_url, tmp_path):
     code = """
         import sys, time
         from pathlib import Path
-        from segany.server.storage import upgrade
+        from segany.project.storage import upgrade
         print("ready", flush=True)
         while not Path(sys.argv[2]).exists():
             time.sleep(0.01)
@@ -430,7 +430,7 @@ def test_an_acknowledged_annotation_survives_sigkill(db, database_url):
         image_id = add_test_image(session).id
     code = f"""
         import sys, time
-        from segany.server.storage import create_database, repository
+        from segany.project.storage import create_database, repository
         db = create_database(sys.argv[1])
         with db.session() as session:
             rle = {box_rle(1, 4, 1, 6)!r}
@@ -461,7 +461,7 @@ def test_two_processes_write_at_once(db, database_url, tmp_path):
     code = f"""
         import sys, time
         from pathlib import Path
-        from segany.server.storage import create_database, repository
+        from segany.project.storage import create_database, repository
         db = create_database(sys.argv[1])
         print("ready", flush=True)
         while not Path(sys.argv[3]).exists():

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from segany.errors import CheckpointError
+from segany.model_spec import ModelSpec
 from segany.modeling.config import ENCODER_CONFIGS, Fingerprint
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from segany.registry import ModelSpec
 
 # Training scripts often save {"model": state_dict, "optimizer": ..., "epoch": ...}.
 _WRAPPER_KEYS = ("model", "state_dict")

@@ -16,15 +16,13 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from segany.errors import DownloadError
+from segany.model_spec import ModelSpec
 from segany.paths import HOME_ENV, cache_dir, checkpoints_dir  # noqa: F401  (re-exported)
 from segany.registry import get_spec
-
-if TYPE_CHECKING:
-    from segany.registry import ModelSpec
 
 _CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a smooth progress bar
 _USER_AGENT = "segany-downloader"

@@ -39,3 +39,16 @@ class FormatError(SeganyError, ValueError):
 class DataError(SeganyError):
     """A dataset that is missing, unreadable or inconsistent (e.g. a mask of another size than its
     image)."""
+
+
+class NotFoundError(SeganyError, LookupError):
+    """An image, category or annotation id that does not exist (HTTP 404 in the server)."""
+
+
+class ConflictError(SeganyError):
+    """A write that clashes with stored data, e.g. a duplicate category name (HTTP 409)."""
+
+
+class InvalidValueError(SeganyError, ValueError):
+    """A value the project's storage refuses: an empty name, a malformed colour or RLE, a mask
+    of another size than its image (HTTP 422)."""

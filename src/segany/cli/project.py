@@ -37,11 +37,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def _project(args: argparse.Namespace, roots: tuple[Path, ...] = ()):
     import_server()
-    from segany.server.project import Project
-    from segany.server.settings import ServerSettings
+    from segany.project.config import ProjectConfig
+    from segany.project.workspace import Project
 
-    settings = ServerSettings(data_dir=args.data, db_url=args.db, import_roots=roots)
-    return Project.open(settings)
+    return Project.open(ProjectConfig(data_dir=args.data, db_url=args.db, import_roots=roots))
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -60,8 +59,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from segany.server.export import export_project
-    from segany.server.storage import repository
+    from segany.project.export import export_project
+    from segany.project.storage import repository
 
     if args.out.exists() and not args.out.is_dir():
         from segany.cli.errors import UsageError

@@ -10,8 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+from segany.byte_sizes import format_bytes, parse_byte_size
 from segany.cli.errors import UsageError
 from segany.cli.model_options import add_model_arguments, resolve_model
+from segany.errors import ConfigError
+from segany.server.cache_budget import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
 
 DEFAULT_DATA = Path("segany-data")
 
@@ -78,7 +81,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not compute embeddings in the background (first clicks are then slower)",
     )
+    parser.add_argument(
+        "--cache-size",
+        type=byte_size,
+        default=DEFAULT_MEMORY_BYTES,
+        metavar="SIZE",
+        help="memory for caches per worker: image embeddings 2/3, decoded images 1/6, previous "
+        f"answers 1/6 (e.g. 512M, 2G; default {format_bytes(DEFAULT_MEMORY_BYTES)})",
+    )
+    parser.add_argument(
+        "--disk-cache-size",
+        type=byte_size,
+        default=DEFAULT_DISK_BYTES,
+        metavar="SIZE",
+        help="disk for caches in DIR, shared by the workers: embeddings 80%%, previous answers "
+        f"10%%, map tiles 10%% (default {format_bytes(DEFAULT_DISK_BYTES)})",
+    )
     parser.set_defaults(run=run)
+
+
+def byte_size(text: str) -> int:
+    """argparse type of --cache-size and --disk-cache-size: bytes, or a size like "2G"."""
+    try:
+        return parse_byte_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def import_server() -> None:
@@ -118,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
         pre_encode=not args.no_pre_encode,
         edge_refinement=args.edge_refinement,
         tile_url=args.tile_url,
+        cache_memory_bytes=args.cache_size,
+        cache_disk_bytes=args.disk_cache_size,
     )
     if args.demo:
+        from segany.project.workspace import Project
         from segany.server.demo import load_demo
-        from segany.server.project import Project
 
-        project = Project.open(settings)
+        project = Project.open(settings.project)
         try:
             added = load_demo(project)
         finally:
@@ -131,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: {added} images added to {settings.data_dir}", file=sys.stderr)
     os.environ[SETTINGS_ENV] = settings.to_json()  # the workers read their settings here
     print(f"segany: annotation app on http://{settings.host}:{settings.port}/", file=sys.stderr)
+    print(f"segany: {settings.cache_budget.describe()}", file=sys.stderr)
     uvicorn.run(
         "segany.server.app:app_from_environment",
         factory=True,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import nn
 
+from segany.model_spec import ModelSpec
 from segany.modeling.config import (
     ConvEncoderConfig,
     EncoderConfig,
@@ -17,9 +16,6 @@ from segany.modeling.mask_decoder import MaskDecoder
 from segany.modeling.prompt_encoder import PromptEncoder
 from segany.modeling.sam import Sam
 from segany.modeling.two_way_transformer import TwoWayTransformer
-
-if TYPE_CHECKING:
-    from segany.registry import ModelSpec
 
 
 def build_image_encoder(config: EncoderConfig) -> nn.Module:

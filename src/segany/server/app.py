@@ -15,14 +15,23 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import segany
-from segany.errors import ConfigError, DataError, FormatError, ImageError, PromptError, SeganyError
+from segany.errors import (
+    ConfigError,
+    ConflictError,
+    DataError,
+    FormatError,
+    ImageError,
+    InvalidValueError,
+    NotFoundError,
+    PromptError,
+    SeganyError,
+)
+from segany.project.image_files import TooLargeError
+from segany.project.workspace import Project
 from segany.server.auth import require_token
-from segany.server.encoding import PreEncoder
-from segany.server.errors import ConflictError, InvalidValueError, NotFoundError
 from segany.server.inference import ModelService
-from segany.server.project import Project
+from segany.server.pre_encoding import PreEncoder
 from segany.server.settings import ServerSettings
-from segany.server.uploads import TooLargeError
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("segany.server")
@@ -67,7 +76,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        project = Project.open(settings)
+        project = Project.open(settings.project)
         model = ModelService(settings)
         encoder = None
         if settings.pre_encode:

@@ -9,8 +9,8 @@ from PIL import Image
 
 from segany.data.sample_scene import make_sample
 from segany.data.synthetic import SceneConfig, make_scene, split_seeds
-from segany.server.project import Project
-from segany.server.storage import repository
+from segany.project.storage import repository
+from segany.project.workspace import Project
 
 DEMO_SCENES = 3
 DEMO_CATEGORIES = (("object", "#f5be28"), ("part", "#28a0b4"), ("background", "#78c850"))

@@ -12,8 +12,6 @@ more workers (`--workers`) add parallelism where there are cores for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,20 +33,10 @@ from segany.formats.segmentation import to_coco_rle
 from segany.interactive import predict_edit
 from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.predictor import SamPredictor
+from segany.project.image_files import StoredImage, read_upright
 from segany.registry import build_sam, get_spec, resolve_weights
 from segany.server.previous import PreviousLogits
 from segany.server.settings import ServerSettings
-from segany.server.uploads import read_upright
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """What the model needs of a stored image: its file, its content hash, its upright size."""
-
-    path: Path
-    sha256: str
-    width: int
-    height: int
 
 
 def mask_record(mask: np.ndarray, score: float | None, polygons: bool = True) -> dict[str, Any]:
@@ -84,9 +72,15 @@ class ModelService:
             edge_refinement=settings.edge_refinement,
         )
         self.weights_id = weights_id(weights) if weights is not None else "random-seed-0"
-        self.cache = EmbeddingCache(settings.cache_dir, settings.cache_memory_bytes)
-        self.previous = PreviousLogits(settings.data_dir / "previous")
-        self.pixels = PixelCache()  # decoded images, for the masks' edge refinement
+        bounds = settings.cache_budget  # every store bounded in bytes (--cache-size etc.)
+        self.cache = EmbeddingCache(
+            settings.cache_dir, bounds.embeddings_memory, bounds.embeddings_disk
+        )
+        self.previous = PreviousLogits(
+            settings.data_dir / "previous", bounds.previous_memory, bounds.previous_disk
+        )
+        # Decoded images, for the masks' edge refinement.
+        self.pixels = PixelCache(bounds.pixels_memory)
         self._generator: Any = None
 
     @property
@@ -99,6 +93,13 @@ class ModelService:
 
     def is_encoded(self, image: StoredImage) -> bool:
         return self.cache.contains(self.key(image))
+
+    def forget(self, image: StoredImage) -> None:
+        """Drop what this service keeps of a deleted image: its embedding for this model and
+        weights (memory and disk) and its decoded pixels. Other models' embeddings of the same
+        file stay until the disk bound evicts them."""
+        self.cache.discard(self.key(image))
+        self.pixels.discard(image.sha256)
 
     def embedding(self, image: StoredImage) -> tuple[CachedEmbedding, bool]:
         """The image's embedding and whether it came from the cache (computed once however many

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segany.errors import ConfigError
+from segany.project.config import DEFAULT_IMAGE_PIXELS, ProjectConfig
 from segany.registry import DEFAULT_MODEL
+from segany.server.cache_budget import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES, CacheBudget
 
 SETTINGS_ENV = "SEGANY_SERVER_SETTINGS"
 TOKEN_ENV = "SEGANY_TOKEN"
@@ -22,7 +24,7 @@ class Limits:
     """Bounds on what one request may ask for; beyond them the answer is a 4xx."""
 
     upload_bytes: int = 64 * 2**20  # an upload larger than this is refused (413)
-    image_pixels: int = 60_000_000  # decompression bombs: refused before decoding
+    image_pixels: int = DEFAULT_IMAGE_PIXELS  # decompression bombs: refused before decoding
     points: int = 1_000  # prompt points per predict request
     page: int = 500  # images per list page
     tiles: int = 100  # map tiles per /infer_samgis extent (100 tiles: about 2560 x 2560 px)
@@ -45,7 +47,8 @@ class ServerSettings:
     workers: int = 1
     token: str | None = None
     import_roots: tuple[Path, ...] = ()
-    cache_memory_bytes: int = 1 << 30
+    cache_memory_bytes: int = DEFAULT_MEMORY_BYTES  # --cache-size, per worker: CacheBudget
+    cache_disk_bytes: int = DEFAULT_DISK_BYTES  # --disk-cache-size, DATA's cache folders
     device: str = "cpu"
     threads: int | None = None  # torch threads per worker (None: torch's default)
     pre_encode: bool = True
@@ -62,6 +65,10 @@ class ServerSettings:
         object.__setattr__(self, "import_roots", roots or (self.data_dir / "import",))
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        for name in ("cache_memory_bytes", "cache_disk_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a byte count >= 0, got {value!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
         if self.tile_url is not None and not (
@@ -81,6 +88,18 @@ class ServerSettings:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'segany.db'}"
+
+    @property
+    def project(self) -> ProjectConfig:
+        """The project this server annotates (database, image folder, import roots)."""
+        return ProjectConfig(
+            self.data_dir, self.db_url, self.import_roots, self.limits.image_pixels
+        )
+
+    @property
+    def cache_budget(self) -> CacheBudget:
+        """The memory and disk cache bounds, shared out between the stores."""
+        return CacheBudget.split(self.cache_memory_bytes, self.cache_disk_bytes)
 
     @property
     def images_dir(self) -> Path:

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from segany.errors import NotFoundError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_binary_mask
+from segany.project.storage import repository
 from segany.server.auth import current_user
-from segany.server.errors import NotFoundError
 from segany.server.routes.common import state
 from segany.server.schemas import AnnotationIn, AnnotationOut, AnnotationPatch
-from segany.server.storage import repository
 
 router = APIRouter(tags=["annotations"])
 

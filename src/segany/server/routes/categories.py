@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from segany.project.storage import repository
 from segany.server.routes.common import state
 from segany.server.schemas import CategoryIn, CategoryOut, CategoryPatch
-from segany.server.storage import repository
 
 router = APIRouter(tags=["categories"])
 

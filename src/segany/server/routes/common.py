@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
-from segany.server.project import stored
+from segany.project.workspace import stored
 
 
 def state(request: Request) -> Any:

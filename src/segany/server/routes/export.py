@@ -1,4 +1,4 @@
-"""Export of the whole project as a training set (see `segany.server.export`)."""
+"""Export of the whole project as a training set (see `segany.project.export`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from segany.formats.manifest import MANIFEST_FILE, read_manifest
-from segany.server.export import FORMATS, export_project
+from segany.project.export import FORMATS, export_project
+from segany.project.storage import repository
 from segany.server.routes.common import state
-from segany.server.storage import repository
 
 router = APIRouter(tags=["export"])
 

@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from segany.server.project import stored
+from segany.project.image_files import TooLargeError, upright_file
+from segany.project.storage import repository
+from segany.project.workspace import stored
 from segany.server.routes.common import image_item, state
 from segany.server.schemas import (
     ImageCreated,
@@ -18,8 +20,6 @@ from segany.server.schemas import (
     ImportRequest,
     ImportResult,
 )
-from segany.server.storage import repository
-from segany.server.uploads import TooLargeError, upright_file
 
 router = APIRouter(tags=["images"])
 _CHUNK = 1 << 20

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from segany.errors import PromptError
-from segany.server.project import stored
+from segany.project.storage import repository
+from segany.project.workspace import stored
 from segany.server.routes.common import state
 from segany.server.schemas import PredictRequest, PredictResponse, ProposalsResponse
-from segany.server.storage import repository
 
 router = APIRouter(tags=["predict"])
 

@@ -2,11 +2,11 @@
 
 Each write commits before it returns (an acknowledged annotation is on disk). Unknown ids raise
 NotFoundError, clashes (a duplicate category name) ConflictError, refused values (a malformed
-RLE, a mask of another size than its image) InvalidValueError; all from segany.server.errors.
+RLE, a mask of another size than its image) InvalidValueError; all from segany.errors.
 The functions live in one module per table; this one gathers them for a single import.
 """
 
-from segany.server.storage.annotations import (
+from segany.project.storage.annotations import (
     NewAnnotation,
     add_annotation,
     add_annotations,
@@ -15,16 +15,16 @@ from segany.server.storage.annotations import (
     list_annotations,
     update_annotation,
 )
-from segany.server.storage.categories import (
+from segany.project.storage.categories import (
     add_category,
     delete_category,
     get_category,
     list_categories,
     update_category,
 )
-from segany.server.storage.common import UNSET, Unset
-from segany.server.storage.export import ProjectImage, iter_project
-from segany.server.storage.images import (
+from segany.project.storage.common import UNSET, Unset
+from segany.project.storage.export import ProjectImage, iter_project
+from segany.project.storage.images import (
     MAX_PAGE_SIZE,
     ImagePage,
     ImageSummary,

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from segany.server.errors import InvalidValueError
-from segany.server.storage.common import (
+from segany.errors import InvalidValueError
+from segany.project.storage.common import (
     UNSET,
     Unset,
     cached_annotations,
@@ -21,7 +21,7 @@ from segany.server.storage.common import (
     delete_or_raise,
     get_or_raise,
 )
-from segany.server.storage.models import Category
+from segany.project.storage.models import Category
 
 MAX_NAME_LENGTH = 200
 _COLOR = re.compile(r"#[0-9a-f]{6}")

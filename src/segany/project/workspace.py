@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segany.engine.jobs import folder_images
-from segany.errors import ImageError
+from segany.errors import ImageError, InvalidValueError, NotFoundError
 from segany.formats.atomic import atomic_file
-from segany.server.errors import InvalidValueError, NotFoundError
-from segany.server.inference import StoredImage
-from segany.server.settings import ServerSettings
-from segany.server.storage import repository
-from segany.server.storage.database import Database, create_database
-from segany.server.storage.migrate import upgrade
-from segany.server.storage.models import Image
-from segany.server.uploads import check_image_bytes
+from segany.project.config import ProjectConfig
+from segany.project.image_files import StoredImage, check_image_bytes
+from segany.project.storage import repository
+from segany.project.storage.database import Database, create_database
+from segany.project.storage.migrate import upgrade
+from segany.project.storage.models import Image
 
 
 @dataclass
@@ -36,18 +34,18 @@ def stored(image: Image) -> StoredImage:
 class Project:
     """The database and the image folder of one data directory."""
 
-    def __init__(self, settings: ServerSettings, database: Database) -> None:
-        self.settings = settings
+    def __init__(self, config: ProjectConfig, database: Database) -> None:
+        self.config = config
         self.db = database
-        settings.images_dir.mkdir(parents=True, exist_ok=True)
+        config.images_dir.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def open(cls, settings: ServerSettings) -> Project:
+    def open(cls, config: ProjectConfig) -> Project:
         """Open the project's database, migrating it to the current schema first."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = create_database(settings.database_url)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        database = create_database(config.database_url)
         upgrade(database)
-        return cls(settings, database)
+        return cls(config, database)
 
     def close(self) -> None:
         self.db.dispose()
@@ -66,12 +64,12 @@ class Project:
     def add_upload(self, data: bytes, name: str) -> tuple[Image, bool]:
         """Store an uploaded image file (validated) in the data directory. The same bytes
         uploaded again return the existing image. Returns (image, created)."""
-        checked = check_image_bytes(data, name, self.settings.limits.image_pixels)
+        checked = check_image_bytes(data, name, self.config.image_pixels)
         with self.db.session() as session:
             existing = repository.find_image_by_sha256(session, checked.sha256)
             if existing is not None:
                 return existing, False
-        path = self.settings.images_dir / f"{checked.sha256[:32]}{checked.suffix}"
+        path = self.config.images_dir / f"{checked.sha256[:32]}{checked.suffix}"
         if not path.is_file():
             with atomic_file(path) as temporary:
                 temporary.write_bytes(checked.data)
@@ -93,7 +91,7 @@ class Project:
             image = repository.delete_image(session, image_id)
             path = Path(image.stored_path)
             shared = repository.find_image_by_sha256(session, image.sha256) is not None
-        if not shared and path.resolve().is_relative_to(self.settings.images_dir.resolve()):
+        if not shared and path.resolve().is_relative_to(self.config.images_dir.resolve()):
             path.unlink(missing_ok=True)
 
     def import_folder(self, folder: str) -> ImportSummary:
@@ -103,12 +101,12 @@ class Project:
         summary = ImportSummary()
         # Every image file, whatever its name: a.png and a.jpg are two images here.
         for file, name in folder_images(path):
-            if not any(file.resolve().is_relative_to(r) for r in self.settings.import_roots):
+            if not any(file.resolve().is_relative_to(r) for r in self.config.import_roots):
                 summary.errors.append(f"{name}: links outside the import folders; not read")
                 continue
             try:
                 data = file.read_bytes()
-                checked = check_image_bytes(data, name, self.settings.limits.image_pixels)
+                checked = check_image_bytes(data, name, self.config.image_pixels)
             except (OSError, ImageError) as e:
                 summary.errors.append(f"{name}: {e}")
                 continue
@@ -131,7 +129,7 @@ class Project:
         if "\x00" in folder:
             raise InvalidValueError("the import path contains a NUL byte")
         path = Path(os.path.expanduser(folder)).resolve()
-        roots = self.settings.import_roots
+        roots = self.config.import_roots
         if not any(path.is_relative_to(root) for root in roots):
             raise InvalidValueError(
                 f"{folder} is outside the import folders this server may read "

@@ -33,6 +33,16 @@ class CheckedImage:
     height: int
 
 
+@dataclass(frozen=True)
+class StoredImage:
+    """What the model needs of a stored image: its file, its content hash, its upright size."""
+
+    path: Path
+    sha256: str
+    width: int
+    height: int
+
+
 def check_image_bytes(data: bytes, name: str, max_pixels: int) -> CheckedImage:
     """Validate an image file's bytes without trusting its header: the format must be one of
     ACCEPTED_FORMATS, the pixel count at most `max_pixels` (checked from the header, before

@@ -13,14 +13,14 @@ try:
     import sqlalchemy  # noqa: F401
 except ModuleNotFoundError as error:
     raise ModuleNotFoundError(
-        f"segany.server.storage needs {error.name}: pip install 'segany[server]'",
+        f"segany.project.storage needs {error.name}: pip install 'segany[server]'",
         name=error.name,
     ) from error
 
-from segany.server.storage import repository
-from segany.server.storage.database import Database, create_database, normalize_url, sqlite_url
-from segany.server.storage.migrate import current_revision, downgrade, head_revision, upgrade
-from segany.server.storage.models import SOURCES, Annotation, Base, Category, Image
+from segany.project.storage import repository
+from segany.project.storage.database import Database, create_database, normalize_url, sqlite_url
+from segany.project.storage.migrate import current_revision, downgrade, head_revision, upgrade
+from segany.project.storage.models import SOURCES, Annotation, Base, Category, Image
 
 __all__ = [
     "SOURCES",

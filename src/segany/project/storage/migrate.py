@@ -21,8 +21,8 @@ from filelock import FileLock, Timeout
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL
 
-from segany.server.errors import ConflictError
-from segany.server.storage.database import Database, create_database
+from segany.errors import ConflictError
+from segany.project.storage.database import Database, create_database
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

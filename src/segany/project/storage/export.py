@@ -13,9 +13,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from segany.server.errors import InvalidValueError
-from segany.server.storage.common import after_in_order
-from segany.server.storage.models import Annotation, Image
+from segany.errors import InvalidValueError
+from segany.project.storage.common import after_in_order
+from segany.project.storage.models import Annotation, Image
 
 
 class ProjectImage(NamedTuple):

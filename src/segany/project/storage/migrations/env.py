@@ -1,4 +1,4 @@
-"""Alembic environment of the project database, run by `segany.server.storage.migrate`.
+"""Alembic environment of the project database, run by `segany.project.storage.migrate`.
 
 The caller hands over an open connection in ``config.attributes["connection"]`` and owns its
 transaction (and the lock around it); without one (offline SQL, or `alembic.command.revision`
@@ -11,8 +11,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from segany.errors import ConfigError
-from segany.server.storage.database import create_database
-from segany.server.storage.models import Base
+from segany.project.storage.database import create_database
+from segany.project.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

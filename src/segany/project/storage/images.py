@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from segany.server.errors import InvalidValueError
-from segany.server.storage.common import (
+from segany.errors import InvalidValueError
+from segany.project.storage.common import (
     after_in_order,
     cached_annotations,
     commit,
     delete_or_raise,
     get_or_raise,
 )
-from segany.server.storage.models import Annotation, Image
+from segany.project.storage.models import Annotation, Image
 
 MAX_PAGE_SIZE = 1000
 _SHA256 = re.compile(r"[0-9a-f]{64}")

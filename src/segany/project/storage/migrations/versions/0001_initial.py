@@ -1,6 +1,6 @@
 """The initial schema: images, categories and annotations.
 
-Written by hand to match `segany.server.storage.models`; tests/test_storage.py checks that
+Written by hand to match `segany.project.storage.models`; tests/test_storage.py checks that
 Alembic's autogenerate finds no difference between the two. Every name is wrapped in op.f() so
 that the models' naming convention, which Alembic also applies here, leaves it as written.
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from segany.server.errors import InvalidValueError
+from segany.errors import InvalidValueError
 
 
 @dataclass(frozen=True)

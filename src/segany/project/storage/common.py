@@ -10,8 +10,8 @@ from sqlalchemy import ColumnElement, and_, delete, inspect, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from segany.server.errors import ConflictError, NotFoundError
-from segany.server.storage.models import Annotation, Base, Image
+from segany.errors import ConflictError, NotFoundError
+from segany.project.storage.models import Annotation, Base, Image
 
 Row = TypeVar("Row", bound=Base)
 

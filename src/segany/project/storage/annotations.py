@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from segany.server.errors import InvalidValueError
-from segany.server.storage.categories import get_category
-from segany.server.storage.common import UNSET, Unset, commit, delete_or_raise, get_or_raise
-from segany.server.storage.images import get_image
-from segany.server.storage.models import SOURCES, Annotation, Image
-from segany.server.storage.rle import CheckedRle, check_rle
+from segany.errors import InvalidValueError
+from segany.project.storage.categories import get_category
+from segany.project.storage.common import UNSET, Unset, commit, delete_or_raise, get_or_raise
+from segany.project.storage.images import get_image
+from segany.project.storage.models import SOURCES, Annotation, Image
+from segany.project.storage.rle import CheckedRle, check_rle
 
 MAX_AUTHOR_LENGTH = 200
 
