@@ -1,5 +1,6 @@
 """The cache's disk half: one safetensors file per key, `directory/ab/abcdef....safetensors`
-(two-character shards keep folders small), written atomically and checked on every read."""
+(two-character shards keep folders small), written atomically and checked on every read, in a
+`BoundedFolder` (least recently used files deleted beyond its byte bound)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from segany.cache.embedding import CachedEmbedding
+from segany.cache.folder import BoundedFolder
 from segany.errors import ConfigError
-from segany.formats.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,24 @@ def tensor_sha256(tensor: torch.Tensor) -> str:
 
 
 class DiskStore:
-    """Embeddings on disk under `directory`, created if missing.
+    """Embeddings on disk under `directory`, created if missing, at most `max_bytes` of files
+    (None: no bound).
 
     Raises `ConfigError` if `directory` is a file, cannot be created, or is not writable.
     """
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, max_bytes: int | None = None) -> None:
         self.directory = _prepare_directory(Path(directory).expanduser())
+        self.folder = BoundedFolder(self.directory, max_bytes, durable=True)
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
 
     def lock_path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.lock"
+        """The file lock of `key`'s computation: one of 256 by the key's first two characters,
+        so that lock files do not pile up beside evicted entries (two keys of one stripe
+        computed at once by two processes take turns, rarely and harmlessly)."""
+        return self.directory / ".locks" / f"{key[:2]}.lock"
 
     def exists(self, key: str) -> bool:
         """Whether a file is there for `key` (its content is checked only by `read`)."""
@@ -68,14 +74,18 @@ class DiskStore:
             logger.warning("cannot read cached embedding %s (%s); recomputing", path, exc)
             return None
         try:
-            return _decode(data, key)
+            value = _decode(data, key)
         except _CorruptEntry as exc:
             logger.warning("dropping cached embedding %s: %s", path, exc)
-            self._remove_if_same(path, inode)
+            # Only that file: another writer may have put a good one there since it was read.
+            self.folder.remove(path, inode)
             return None
+        self.folder.touch(path)
+        return value
 
-    def write(self, key: str, value: CachedEmbedding) -> None:
-        """Store `value` under `key`: readers see the old file or the complete new one."""
+    def write(self, key: str, value: CachedEmbedding) -> bool:
+        """Store `value` under `key`: readers see the old file or the complete new one. False
+        when it could not be kept (larger than the bound, disk full: logged)."""
         metadata = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -83,18 +93,14 @@ class DiskStore:
             "original_size": json.dumps(list(value.original_size)),
             "sha256": tensor_sha256(value.embedding),
         }
-        with atomic_file(self.path(key)) as temporary:
-            save_file({"embedding": value.embedding}, str(temporary), metadata=metadata)
+        tensors = {"embedding": value.embedding}
+        return self.folder.write(
+            self.path(key), lambda temporary: save_file(tensors, str(temporary), metadata=metadata)
+        )
 
-    @staticmethod
-    def _remove_if_same(path: Path, inode: int) -> None:
-        # Another writer may have replaced the bad file with a good one since it was read;
-        # deleting that would only cost a recomputation, but it is easily avoided.
-        try:
-            if path.stat().st_ino == inode:
-                path.unlink()
-        except FileNotFoundError:
-            pass
+    def remove(self, key: str) -> None:
+        """Delete `key`'s file if there is one."""
+        self.folder.remove(self.path(key))
 
 
 def _decode(data: bytes, key: str) -> CachedEmbedding:

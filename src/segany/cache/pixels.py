@@ -28,6 +28,11 @@ class PixelCache:
         with self._lock:
             self._lru.put(key, pixels)
 
+    def discard(self, key: str) -> None:
+        """Forget `key`'s pixels (its image was deleted)."""
+        with self._lock:
+            self._lru.pop(key)
+
     def get_or_load(self, key: str, load: Callable[[], np.ndarray]) -> np.ndarray:
         """The pixels under `key`, from memory or from `load()` (then kept)."""
         with self._lock:

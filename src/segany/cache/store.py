@@ -3,7 +3,6 @@ computation per key however many threads and processes ask for it at once."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -16,8 +15,6 @@ from segany.cache.keys import check_key
 from segany.cache.locks import KeyedLocks, file_lock
 from segany.cache.memory import ByteLRU
 from segany.errors import ConfigError
-
-logger = logging.getLogger(__name__)
 
 GiB = 1 << 30
 
@@ -42,15 +39,22 @@ class EmbeddingCache:
         the bound skips memory but still goes to disk.
     directory: created if missing; may be shared by several processes (server workers). A bad
         one (a file, not writable) raises `ConfigError`.
+    max_disk_bytes: bound on the files in `directory`, least recently used deleted first
+        (`BoundedFolder`; it holds across the processes sharing the folder); None: no bound.
     All methods are thread-safe. Returned embeddings are shared: treat them as read-only.
     """
 
-    def __init__(self, directory: Path | str | None = None, max_memory_bytes: int = GiB) -> None:
+    def __init__(
+        self,
+        directory: Path | str | None = None,
+        max_memory_bytes: int = GiB,
+        max_disk_bytes: int | None = None,
+    ) -> None:
         if not isinstance(max_memory_bytes, int) or max_memory_bytes < 0:
             raise ConfigError(
                 f"max_memory_bytes must be a byte count >= 0, got {max_memory_bytes!r}"
             )
-        self._disk = DiskStore(directory) if directory is not None else None
+        self._disk = None if directory is None else DiskStore(directory, max_disk_bytes)
         self._memory = ByteLRU(max_memory_bytes)
         self._lock = threading.Lock()  # guards _memory and the counters
         self._flights = KeyedLocks()
@@ -75,10 +79,16 @@ class EmbeddingCache:
         with self._lock:
             self._memory.put(key, value)
         if self._disk is not None:
-            try:
-                self._disk.write(key, value)
-            except OSError as exc:
-                logger.warning("cannot write cached embedding %s: %s", key, exc)
+            self._disk.write(key, value)
+
+    def discard(self, key: str) -> None:
+        """Forget `key` in memory and on disk (its image was deleted). A computation of it
+        running at the same time may store it again."""
+        check_key(key)
+        with self._lock:
+            self._memory.pop(key)
+        if self._disk is not None:
+            self._disk.remove(key)
 
     def contains(self, key: str) -> bool:
         """Whether `key` is in memory or has a file on disk (not read: `get` may still find
@@ -97,7 +107,7 @@ class EmbeddingCache:
         Returns (embedding, cached): cached is False only for the call that ran `compute`.
         Concurrent calls for one key run `compute` once: threads of this process wait on a
         per-key lock and share the first one's result; processes sharing `directory` wait on a
-        per-key file lock (`directory/ab/KEY.lock`, POSIX only) and then read the stored file.
+        file lock (`DiskStore.lock_path`, POSIX only) and then read the stored file.
         If `compute` raises, the error reaches its caller and the next waiter tries again.
         """
         value, from_disk = self._lookup(key)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from segany.byte_sizes import format_bytes
 from segany.download import checkpoint_path
 from segany.paths import HOME_ENV, cache_dir
 from segany.registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
@@ -48,14 +49,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
 
 
 def _human_size(n_bytes: int | None) -> str:
-    if n_bytes is None:
-        return "-"
-    size = float(n_bytes)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    return "-" if n_bytes is None else format_bytes(n_bytes)
 
 
 def _row(model: dict[str, Any]) -> tuple[str, ...]:

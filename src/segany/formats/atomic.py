@@ -66,22 +66,26 @@ def _fsync_tree(root: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
+def atomic_file(path: Path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path` in one rename.
 
     The folder of `path` is created if needed. The data is on disk before the rename and the
     rename is on disk when this returns. On an exception the temporary file is removed and
-    `path` is left as it was.
+    `path` is left as it was. durable=False skips both fsyncs: still atomic for a killed
+    process, for caches whose readers check what they read (a power cut may leave an empty or
+    partial file under the final name) and which write too often to wait for the disk.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
     try:
         yield temporary
-        _fsync_file(temporary)
+        if durable:
+            _fsync_file(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
+    if durable:
+        _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

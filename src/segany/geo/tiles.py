@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
-import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,11 +24,11 @@ import numpy as np
 from PIL import Image
 
 import segany
+from segany.cache.folder import BoundedFolder
 from segany.geo.errors import ExtentError, TileError
 from segany.geo.projection import MAX_ZOOM, TILE_SIZE
 
 TileId = tuple[int, int, int]  # (z, x, y)
-log = logging.getLogger(__name__)
 
 # Tile servers ask for an identifying User-Agent (the OSM tile usage policy requires one).
 USER_AGENT = f"segany/{segany.__version__} (SamGIS-compatible map service)"
@@ -126,7 +123,9 @@ class TileFetcher:
     """Fetches tiles concurrently, each through the on-disk cache.
 
     cache_dir: tiles are kept there as fetched (one folder per URL template), reused for
-        `max_age_s` seconds; None caches nothing.
+        `max_age_s` seconds (since fetched); None caches nothing.
+    max_bytes: bound on the cached tiles' files, least recently used deleted first (shared by
+        the processes using `cache_dir`); None: no bound.
     max_tiles: most tiles one `fetch` may ask for (bounds the memory and time of a request).
     timeout_s: per tile (connect and each read); workers: concurrent downloads.
     Thread-safe: one fetcher serves every request of a server.
@@ -139,8 +138,10 @@ class TileFetcher:
         timeout_s: float = 10.0,
         workers: int = 8,
         max_age_s: float = 7 * 86400,
+        max_bytes: int | None = None,
     ) -> None:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._folder = None if cache_dir is None else BoundedFolder(self.cache_dir, max_bytes)
         self.max_tiles = max_tiles
         self.timeout_s = timeout_s
         self.workers = workers
@@ -175,17 +176,30 @@ class TileFetcher:
         """One tile, from the cache when it is there and fresh, else from the server."""
         url = source.tile_url(*tile)
         path = self._cache_path(source, tile)
-        if path is not None and path.is_file():
-            if time.time() - path.stat().st_mtime < self.max_age_s:
-                try:
-                    return decode_tile(path.read_bytes(), url)
-                except TileError:
-                    pass  # a damaged cache entry: fetched again below, and replaced
+        if path is not None:
+            cached = self._cached(path, url)
+            if cached is not None:
+                return cached
         data = self._download(url)
         pixels = decode_tile(data, url)
         if path is not None:
-            _write_atomic(path, data)
+            self._folder.write(path, lambda temporary: temporary.write_bytes(data))
         return pixels
+
+    def _cached(self, path: Path, url: str) -> np.ndarray | None:
+        """The cached tile at `path` when it is there and fresh (its modification time is when
+        it was fetched: reads leave it alone), else None."""
+        try:
+            fresh = time.time() - path.stat().st_mtime < self.max_age_s
+        except FileNotFoundError:  # never fetched, or evicted
+            return None
+        data = self._folder.read_bytes(path) if fresh else None
+        if data is None:
+            return None
+        try:
+            return decode_tile(data, url)
+        except TileError:
+            return None  # a damaged cache entry: fetched again, and replaced
 
     def _download(self, url: str) -> bytes:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -234,19 +248,3 @@ def decode_tile(data: bytes, url: str) -> np.ndarray:
     if rgb.size != (TILE_SIZE, TILE_SIZE):  # 512 px (retina) tiles: the 256 px grid still
         rgb = rgb.resize((TILE_SIZE, TILE_SIZE), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A cache write that fails (disk full, read-only folder) only costs a refetch later.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as error:
-        log.warning("tile cache: cannot write %s (%s)", path, error)
