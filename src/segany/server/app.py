@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,7 @@ from segany.errors import (
 from segany.project.image_files import TooLargeError
 from segany.project.workspace import Project
 from segany.server.auth import require_token
+from segany.server.geo_service import make_geo_service
 from segany.server.inference import ModelService
 from segany.server.pre_encoding import PreEncoder
 from segany.server.settings import ServerSettings
@@ -58,6 +60,7 @@ class AppState:
     project: Project
     model: ModelService
     encoder: PreEncoder | None
+    samgis: Any = None  # segany.geo.samgis.SamgisService; None without the geo extra
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -82,7 +85,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.pre_encode:
             encoder = PreEncoder(model, project.stored_images)
             encoder.start()
-        app.state.segany = AppState(settings, project, model, encoder)
+        samgis = make_geo_service(settings, model)
+        app.state.segany = AppState(settings, project, model, encoder, samgis)
         try:
             yield
         finally:

@@ -3,10 +3,11 @@ request a 422 that says what is wrong: finite coordinates, labels 0 / 1, boxes x
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from segany.server.prompt_fields import Box, Points
 
 
 class Strict(BaseModel):
@@ -56,11 +57,6 @@ class ImportResult(BaseModel):
     errors: list[str] = []
 
 
-def _finite(values: list[float], what: str) -> None:
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{what} must be finite numbers, got {values}")
-
-
 class PredictRequest(Strict):
     """points: [x, y, label] in upright image pixels (label 1 include, 0 exclude); box:
     [x0, y0, x1, y1]; multimask: the interactive rule's candidates, best first (3 for a first
@@ -68,31 +64,11 @@ class PredictRequest(Strict):
     earlier answer ("TOKEN" or "TOKEN.i"); polygons: false leaves the masks' outlines out
     (null), for clients that draw the RLE."""
 
-    points: list[tuple[float, float, int]] = []
-    box: tuple[float, float, float, float] | None = None
+    points: Points = []
+    box: Box | None = None
     multimask: bool = True
     previous: str | None = Field(default=None, max_length=80)
     polygons: bool = True
-
-    @field_validator("points")
-    @classmethod
-    def _points(cls, points: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
-        for x, y, label in points:
-            _finite([x, y], "point coordinates")
-            if label not in (0, 1):
-                raise ValueError(f"a point's label must be 1 (include) or 0 (exclude), got {label}")
-        return points
-
-    @field_validator("box")
-    @classmethod
-    def _box(cls, box: tuple[float, float, float, float] | None):
-        if box is None:
-            return box
-        _finite(list(box), "box coordinates")
-        x0, y0, x1, y1 = box
-        if x1 < x0 or y1 < y0:
-            raise ValueError(f"box must be [x0, y0, x1, y1] with x1 >= x0 and y1 >= y0, got {box}")
-        return box
 
 
 class MaskOut(BaseModel):

@@ -3,7 +3,6 @@ map page itself at /map. Needs the geo extra; without it these routes answer 501
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from segany.server.routes.common import state
 try:
     from segany.geo.errors import ExtentError, TileError
     from segany.geo.samgis import DEFAULT_SOURCE, SamgisRequest, SamgisResponse, SamgisService
-    from segany.geo.tiles import TileFetcher
 
     MISSING = None
 except ModuleNotFoundError as error:  # the server runs without the geo extra, maps excepted
@@ -26,7 +24,6 @@ except ModuleNotFoundError as error:  # the server runs without the geo extra, m
 STATIC = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter(tags=["maps"])
 protected = [Depends(require_token)]
-_service_lock = threading.Lock()
 
 
 @router.get("/map", include_in_schema=False)
@@ -71,26 +68,8 @@ if MISSING is None:
         }
 
     def service(request: Request) -> SamgisService:
-        """The app's SamgisService, made on first use over the server's model, embedding cache
-        and compute thread (tiles cached in DATA/tiles)."""
-        with _service_lock:
-            made = getattr(request.app.state, "samgis", None)
-            if made is None:
-                app = state(request)
-                settings = app.settings
-                fetcher = TileFetcher(
-                    settings.data_dir / "tiles", settings.limits.tiles, settings.tile_timeout
-                )
-                made = SamgisService(
-                    app.model.model,
-                    app.model.cache,
-                    app.model.weights_id,
-                    app.model.compute,  # every forward pass of the process, in turn
-                    fetcher,
-                    settings.tile_url,
-                )
-                request.app.state.samgis = made
-            return made
+        """The app's SamgisService (made at start-up, `segany.server.geo_service`)."""
+        return state(request).samgis
 
 else:
 

@@ -9,19 +9,18 @@ The raster stays in memory (GDAL's virtual file system) and is not stored in the
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from segany.errors import PromptError
+from segany.server.prompt_fields import Box, Points, check_prompt_count
 from segany.server.routes.common import state
-from segany.server.uploads import TooLargeError
+from segany.server.upload_reader import read_upload
 
 router = APIRouter(tags=["geo"])
-_CHUNK = 1 << 20
 
 
 class GeoSegmentPrompts(BaseModel):
@@ -32,34 +31,12 @@ class GeoSegmentPrompts(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    points: list[tuple[float, float, int]] = []
-    box: tuple[float, float, float, float] | None = None
+    points: Points = []
+    box: Box | None = None
     crs: str | None = Field(default=None, max_length=20_000)
     bands: list[int] | None = Field(default=None, max_length=3)
     stretch: Literal["auto", "percent", "minmax", "none"] = "auto"
     context: int = Field(default=1024, ge=64, le=4096)
-
-    @field_validator("points")
-    @classmethod
-    def _points(cls, points: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
-        for x, y, label in points:
-            if not (math.isfinite(x) and math.isfinite(y)):
-                raise ValueError(f"point coordinates must be finite numbers, got {[x, y]}")
-            if label not in (0, 1):
-                raise ValueError(f"a point's label must be 1 (include) or 0 (exclude), got {label}")
-        return points
-
-    @field_validator("box")
-    @classmethod
-    def _box(cls, box: tuple[float, float, float, float] | None) -> Any:
-        if box is not None:
-            x0, y0, x1, y1 = box
-            if not all(math.isfinite(v) for v in box) or x1 < x0 or y1 < y0:
-                raise ValueError(
-                    f"box must be [xmin, ymin, xmax, ymax], finite, xmax >= xmin and ymax >= "
-                    f"ymin; got {list(box)}"
-                )
-        return box
 
 
 @router.post("/geo/segment")
@@ -80,15 +57,9 @@ async def geo_segment(
             for item in e.errors()
         )
         raise PromptError(f"the 'prompts' field is not valid: {problems}") from None
-    if not body.points and body.box is None:
-        raise PromptError("give at least one point or a box in 'prompts'")
-    limit = app.settings.limits.upload_bytes
-    data = bytearray()
-    while chunk := await file.read(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise TooLargeError(f"{file.filename}: the upload is over {limit:,} bytes")
-    return await run_in_threadpool(_segment, app, bytes(data), file.filename or "upload", body)
+    check_prompt_count(body.points, body.box, app.settings.limits.points)
+    data = await read_upload(file, app.settings.limits.upload_bytes)
+    return await run_in_threadpool(_segment, app, data, file.filename or "upload", body)
 
 
 def _segment(app: Any, data: bytes, name: str, body: GeoSegmentPrompts) -> dict[str, Any]:
@@ -113,7 +84,9 @@ def _segment(app: Any, data: bytes, name: str, body: GeoSegmentPrompts) -> dict[
         box=None if body.box is None else np.array(body.box, dtype=np.float64),
         crs=body.crs,
     )
-    with GeoRaster.from_bytes(data, name, body.bands, body.stretch) as raster:
+    # Every read, the stretch statistics' included, decodes at most the image pixel limit.
+    limit = app.settings.limits.image_pixels
+    with GeoRaster.from_bytes(data, name, body.bands, body.stretch, limit) as raster:
         predictor = SamPredictor(app.model.model)
         # On the server's compute thread, in turn with every other forward pass.
         found = app.model.compute.run(segment_geotiff, raster, predictor, prompts, body.context)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from segany.project.image_files import TooLargeError, upright_file
+from segany.project.image_files import upright_file
 from segany.project.storage import repository
 from segany.project.workspace import stored
 from segany.server.routes.common import image_item, state
@@ -20,9 +20,9 @@ from segany.server.schemas import (
     ImportRequest,
     ImportResult,
 )
+from segany.server.upload_reader import read_upload
 
 router = APIRouter(tags=["images"])
-_CHUNK = 1 << 20
 
 
 @router.post("/images", status_code=201, response_model=ImageCreated)
@@ -30,14 +30,9 @@ async def upload_image(request: Request, response: Response, file: Annotated[Upl
     """Add an image (PNG, JPEG, TIFF, WebP; EXIF orientation applied). The same file uploaded
     twice is stored once: the second answer is 200 with the first one's id."""
     app = state(request)
-    limit = app.settings.limits.upload_bytes
-    data = bytearray()
-    while chunk := await file.read(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise TooLargeError(f"{file.filename}: the upload is over {limit:,} bytes")
+    data = await read_upload(file, app.settings.limits.upload_bytes)
     image, created = await run_in_threadpool(
-        app.project.add_upload, bytes(data), file.filename or "upload"
+        app.project.add_upload, data, file.filename or "upload"
     )
     if created and app.encoder is not None:
         app.encoder.wake()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from segany.errors import PromptError
 from segany.project.storage import repository
 from segany.project.workspace import stored
+from segany.server.prompt_fields import check_on_image, check_prompt_count
 from segany.server.routes.common import state
 from segany.server.schemas import PredictRequest, PredictResponse, ProposalsResponse
 
@@ -20,21 +20,9 @@ def predict(request: Request, image_id: str, body: PredictRequest):
     `multimask: false`: the single-mask output alone); `previous` (a token of an earlier
     answer) feeds its logits back; `polygons: false` leaves the outlines out."""
     app = state(request)
-    if len(body.points) > app.settings.limits.points:
-        raise PromptError(
-            f"{len(body.points)} points in one request; at most {app.settings.limits.points}"
-        )
+    check_prompt_count(body.points, body.box, app.settings.limits.points)
     image = app.project.image(image_id)
-    width, height = image.width, image.height
-    for x, y, _ in body.points:
-        if not (0 <= x <= width and 0 <= y <= height):
-            raise PromptError(f"point ({x:g}, {y:g}) lies outside the {width}x{height} image")
-    if body.box is not None:
-        x0, y0, x1, y1 = body.box
-        if not (0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height):
-            raise PromptError(f"box {list(body.box)} reaches outside the {width}x{height} image")
-    if not body.points and body.box is None:
-        raise PromptError("give at least one point or a box")
+    check_on_image(body.points, body.box, image.width, image.height)
     masks, token, cached = app.model.predict(
         stored(image),
         [list(p) for p in body.points],
