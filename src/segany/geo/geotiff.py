@@ -9,14 +9,18 @@ validity mask, read one window at a time; prompts in any CRS moved onto the rast
 Pixel coordinates are GDAL's: (col, row) with (0, 0) the top-left corner of the top-left pixel;
 the raster's affine transform maps them to its CRS. Nothing here reads more than the window
 asked for, except the stretch statistics, which come from a decimated read of at most
-`STATS_SIDE` pixels a side.
+`STATS_SIDE` pixels a side. A window may be read decimated (`out_shape`); GDAL then reads the
+coarsest overview that is still at least as fine, and `GeoRaster.max_pixels` bounds what one
+read may decode, counted before the read (`decoded_pixels`). Any failure to read pixels after
+the file opened (a damaged or truncated file) is a `DataError`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ import pyproj
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
@@ -69,6 +73,9 @@ class GeoRaster:
     bands: 1-based band numbers shown as red, green, blue (one band: shown as grey); default
         the first three, or the only band.
     stretch: one of STRETCHES (see there).
+    max_pixels: the most source pixels one read may decode (a window of the raster or of the
+        overview GDAL reads it from); None: no bound. When reading the whole raster decimated
+        for the stretch statistics would decode more, they come from the first window read.
     Use `open_geotiff` / `GeoRaster.from_bytes`; close with `close()` or a `with` block.
     """
 
@@ -79,10 +86,13 @@ class GeoRaster:
         bands: Sequence[int] | None = None,
         stretch: str = "auto",
         memory_file: MemoryFile | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.name = name
+        self.max_pixels = max_pixels
         self._memory_file = memory_file
+        self._stretch = stretch
         try:
             if dataset.crs is None:
                 raise DataError(
@@ -100,7 +110,12 @@ class GeoRaster:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, name: str, bands: Sequence[int] | None = None, stretch: str = "auto"
+        cls,
+        data: bytes,
+        name: str,
+        bands: Sequence[int] | None = None,
+        stretch: str = "auto",
+        max_pixels: int | None = None,
     ) -> GeoRaster:
         """A raster held in memory (an upload), read through GDAL's virtual file system."""
         memory_file = MemoryFile(data)
@@ -111,7 +126,7 @@ class GeoRaster:
         except RasterioIOError as e:
             memory_file.close()
             raise DataError(f"{name}: not a raster GDAL can read ({e})") from None
-        return cls(dataset, name, bands, stretch, memory_file)
+        return cls(dataset, name, bands, stretch, memory_file, max_pixels)
 
     # ---- what the raster is --------------------------------------------------------------
 
@@ -132,25 +147,88 @@ class GeoRaster:
         """Pixel (col, row) -> raster CRS (x, y)."""
         return self.dataset.transform
 
-    def window_transform(self, window: Window) -> Affine:
-        """Pixel (col, row) of `window` -> raster CRS (x, y)."""
-        return self.dataset.window_transform(window)
+    def window_transform(self, window: Window, out_shape: tuple[int, int] | None = None) -> Affine:
+        """Pixel (col, row) of `window` read as `out_shape` (h, w; default the window's own
+        size) -> raster CRS (x, y)."""
+        transform = self.dataset.window_transform(window)
+        if out_shape is None:
+            return transform
+        height, width = out_shape
+        return transform @ Affine.scale(window.width / width, window.height / height)
+
+    def overview_factor(self, decimation: float) -> int:
+        """The decimation of the level a read that shrinks the raster `decimation` times comes
+        from: the largest overview factor (of every chosen band) not coarser than asked for, 1
+        (the full resolution) when there is none. GDAL may take a slightly coarser overview
+        (its oversampling threshold), never a finer one: pixel counts made with this factor
+        are upper bounds."""
+        factor = None
+        for band in self.bands:
+            usable = [f for f in self.dataset.overviews(band) if f <= decimation]
+            best = max(usable, default=1)
+            factor = best if factor is None else min(factor, best)
+        return factor or 1
+
+    def decoded_pixels(self, window: Window, out_shape: tuple[int, int] | None = None) -> int:
+        """Pixels GDAL decodes per band to read `window` as `out_shape` (h, w; default the
+        window's own size), counted from the sizes alone: the window at the overview level that
+        serves the read (its blocks may add up to one block a side)."""
+        width, height = int(window.width), int(window.height)
+        if out_shape is None:
+            return width * height
+        decimation = min(width / max(out_shape[1], 1), height / max(out_shape[0], 1))
+        factor = self.overview_factor(decimation) if decimation > 1 else 1
+        return math.ceil(width / factor) * math.ceil(height / factor)
+
+    def check_read(self, window: Window, out_shape: tuple[int, int] | None = None) -> None:
+        """`PromptError` when reading `window` (as `out_shape`) would decode more than
+        `max_pixels` pixels: what the read would cost, the limit and how to stay within it."""
+        needed = self.decoded_pixels(window, out_shape)
+        if self.max_pixels is None or needed <= self.max_pixels:
+            return
+        overviews = sorted(self.dataset.overviews(self.bands[0]))
+        having = (
+            f"its overviews ({', '.join(map(str, overviews))}x)" if overviews else "no overviews"
+        )
+        raise PromptError(
+            f"the prompts span {int(window.width)} x {int(window.height)} pixels of {self.name}, "
+            f"which has {having}: reading them means decoding {needed:,} pixels, over the limit "
+            f"of {self.max_pixels:,}; put the prompts closer together, or add coarser overviews "
+            "to the file (e.g. gdaladdo -r average FILE 2 4 8 16 32 64)"
+        )
 
     # ---- reading -------------------------------------------------------------------------
 
-    def valid(self, window: Window) -> np.ndarray:
-        """(h, w) bool: True where the window has data. A pixel is nodata when every chosen
-        band is (GDAL's nodata value, alpha or internal mask), as GDAL's dataset mask has it."""
-        masks = self.dataset.read_masks(self.bands, window=window)  # (bands, h, w) 0 or 255
+    def valid(self, window: Window, out_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """(h, w) bool: True where the window (read as `out_shape`, default its own size) has
+        data. A pixel is nodata when every chosen band is (GDAL's nodata value, alpha or
+        internal mask), as GDAL's dataset mask has it."""
+        shape = None if out_shape is None else (len(self.bands), *out_shape)
+        with _read_errors(self.name):
+            masks = self.dataset.read_masks(  # (bands, h, w) 0 or 255
+                self.bands, window=window, out_shape=shape, resampling=Resampling.nearest
+            )
         return masks.any(axis=0)
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """The window as SAM's input: ((h, w, 3) uint8 RGB, (h, w) bool valid). Nodata pixels
-        (and NaN / infinite values) are black and False in `valid`."""
-        data = self.dataset.read(self.bands, window=window)  # (bands, h, w), the file's dtype
-        valid = self.valid(window)
+    def read(
+        self, window: Window, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The window as SAM's input: ((h, w, 3) uint8 RGB, (h, w) bool valid), (h, w) the
+        window's size or `out_shape` (a decimated read: each pixel the average of those it
+        covers). Nodata pixels (and NaN / infinite values) are black and False in `valid`.
+        `PromptError` beyond `max_pixels` (checked before reading), `DataError` when the file's
+        pixels cannot be read."""
+        self.check_read(window, out_shape)
+        shape = None if out_shape is None else (len(self.bands), *out_shape)
+        with _read_errors(self.name):
+            data = self.dataset.read(  # (bands, h, w), the file's dtype
+                self.bands, window=window, out_shape=shape, resampling=Resampling.average
+            )
+        valid = self.valid(window, out_shape)
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
+        if self.ranges is _FROM_FIRST_READ:  # the whole raster was too large to sample
+            self.ranges = _ranges(data, valid, self._stretch)
         if self.ranges is None:
             pixels = np.clip(data, 0, 255).astype(np.uint8) if data.dtype != np.uint8 else data
         else:
@@ -165,33 +243,25 @@ class GeoRaster:
             pixels = np.repeat(pixels, 3, axis=0)
         return np.ascontiguousarray(pixels.transpose(1, 2, 0)), valid  # (h, w, 3)
 
-    def _stretch_ranges(self, stretch: str) -> list[tuple[float, float]] | None:
-        """Per chosen band (low, high) mapped to 0..255, or None to keep the values."""
+    def _stretch_ranges(self, stretch: str) -> Any:
+        """Per chosen band (low, high) mapped to 0..255, None to keep the values, or
+        `_FROM_FIRST_READ` when a decimated read of the whole raster would decode more than
+        `max_pixels` (then the first window read gives them)."""
         uint8 = all(self.dataset.dtypes[b - 1] == "uint8" for b in self.bands)
         if stretch == "none" or (stretch == "auto" and uint8):
             return None
-        scale = max(self.width, self.height) / STATS_SIDE
-        shape = (
-            len(self.bands),
-            max(1, round(self.height / max(scale, 1))),
-            max(1, round(self.width / max(scale, 1))),
-        )
-        data = self.dataset.read(self.bands, out_shape=shape, resampling=Resampling.nearest)
-        valid = self.dataset.read_masks(
-            self.bands, out_shape=shape, resampling=Resampling.nearest
-        ).any(axis=0)
-        ranges = []
-        for band in data:
-            values = band[valid & np.isfinite(band)].astype(np.float64)
-            if values.size == 0:
-                ranges.append((0.0, 1.0))
-                continue
-            if stretch == "minmax":
-                low, high = float(values.min()), float(values.max())
-            else:
-                low, high = (float(v) for v in np.percentile(values, PERCENTILES))
-            ranges.append((low, high if high > low else low + 1.0))
-        return ranges
+        whole = Window(0, 0, self.width, self.height)
+        out_shape = decimated_shape(self.width, self.height, STATS_SIDE)
+        needed = self.decoded_pixels(whole, out_shape)
+        if self.max_pixels is not None and needed > self.max_pixels:
+            return _FROM_FIRST_READ
+        shape = (len(self.bands), *out_shape)
+        with _read_errors(self.name):
+            data = self.dataset.read(self.bands, out_shape=shape, resampling=Resampling.nearest)
+            valid = self.dataset.read_masks(
+                self.bands, out_shape=shape, resampling=Resampling.nearest
+            ).any(axis=0)
+        return _ranges(data, valid, stretch)
 
     # ---- prompts -------------------------------------------------------------------------
 
@@ -233,10 +303,14 @@ class GeoRaster:
 
 
 def open_geotiff(
-    path: Path | str, bands: Sequence[int] | None = None, stretch: str = "auto"
+    path: Path | str,
+    bands: Sequence[int] | None = None,
+    stretch: str = "auto",
+    max_pixels: int | None = None,
 ) -> GeoRaster:
     """Open a GeoTIFF (any raster GDAL reads) for SAM. `DataError` when it is missing,
-    unreadable or has no CRS; `ConfigError` for a band that does not exist."""
+    unreadable or has no CRS; `ConfigError` for a band that does not exist; max_pixels: see
+    `GeoRaster`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"raster file not found: {path}")
@@ -246,7 +320,41 @@ def open_geotiff(
             dataset = rasterio.open(path)
     except RasterioIOError as e:
         raise DataError(f"{path}: not a raster GDAL can read ({e})") from None
-    return GeoRaster(dataset, str(path), bands, stretch)
+    return GeoRaster(dataset, str(path), bands, stretch, max_pixels=max_pixels)
+
+
+# The stretch statistics are taken from the first window read (see `GeoRaster._stretch_ranges`).
+_FROM_FIRST_READ = "from the first window read"
+
+
+def _ranges(data: np.ndarray, valid: np.ndarray, stretch: str) -> list[tuple[float, float]]:
+    """Per band of `data` (bands, h, w), the (low, high) of `stretch` over its valid (h, w)
+    finite pixels; (0, 1) for a band without any."""
+    ranges = []
+    for band in data:
+        values = band[valid & np.isfinite(band)].astype(np.float64)
+        if values.size == 0:
+            ranges.append((0.0, 1.0))
+            continue
+        if stretch == "minmax":
+            low, high = float(values.min()), float(values.max())
+        else:
+            low, high = (float(v) for v in np.percentile(values, PERCENTILES))
+        ranges.append((low, high if high > low else low + 1.0))
+    return ranges
+
+
+@contextmanager
+def _read_errors(name: str) -> Iterator[None]:
+    """GDAL's failures to read pixels of a file that opened (damaged or truncated tiles, a
+    compression it cannot undo) as a `DataError` naming the file."""
+    try:
+        yield
+    except RasterioError as e:
+        raise DataError(
+            f"{name}: the raster's pixels cannot be read ({e}); the file may be damaged or "
+            "truncated"
+        ) from None
 
 
 def _check_bands(bands: Sequence[int] | None, count: int, name: str) -> tuple[int, ...]:
@@ -268,6 +376,15 @@ def _check_bands(bands: Sequence[int] | None, count: int, name: str) -> tuple[in
                 f"band {band} does not exist: {name} has {count} band(s), numbered 1..{count}"
             )
     return bands
+
+
+def decimated_shape(width: int, height: int, side: int) -> tuple[int, int]:
+    """(h, w): a `width` x `height` window shrunk, keeping its aspect, until neither side is
+    over `side` pixels; its own size when it fits already."""
+    scale = max(width, height) / side
+    if scale <= 1:
+        return height, width
+    return max(1, round(height / scale)), max(1, round(width / scale))
 
 
 def pixel_window(

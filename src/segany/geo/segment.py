@@ -1,8 +1,10 @@
 """Point and box prompts on a GeoTIFF -> the object's polygons in the raster's CRS.
 
 The model sees a window around the prompts (the whole raster when it is small), never the whole
-of a large raster, so memory is that of one window. Used by `segany geo segment` and by
-`POST /api/geo/segment`.
+of a large raster: a window wider than `context` pixels (prompts far apart) is read decimated to
+`context` pixels a side, from the raster's overviews when it has them, so memory is that of one
+`context`-sized window and the pixels decoded are bounded by the raster's `max_pixels`. Used by
+`segany geo segment` and by `POST /api/geo/segment`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from segany.errors import PromptError
-from segany.geo.geotiff import GeoRaster, pixel_window
+from segany.geo.geotiff import GeoRaster, decimated_shape, pixel_window
 from segany.geo.vector import shapes_in_crs
 from segany.interactive import predict_edit
 from segany.predictor import SamPredictor
@@ -43,7 +45,8 @@ class GeoPrompts:
 @dataclass(frozen=True)
 class GeoMask:
     """The chosen mask and where it lies: mask (h, w) bool over `window` of the raster (nodata
-    already removed), `transform` its pixel -> raster CRS map, `score` the predicted IoU."""
+    already removed; (h, w) smaller than the window's size when it was read decimated),
+    `transform` the mask's pixel -> raster CRS map, `score` the predicted IoU."""
 
     mask: np.ndarray
     window: Window
@@ -100,34 +103,41 @@ def segment_geotiff(
 ) -> GeoMask:
     """The best mask for `prompts` (the click rule's first, `segany.interactive.predict_edit`:
     the highest predicted IoU of the 3 multimask outputs for one point or a box, else the
-    output that contradicts fewest points), read from a window of at most `context` pixels a side
-    around the prompts (more if the prompts spread wider). Nodata pixels are never in the mask.
-    `PromptError` for a prompt off the raster or a foreground point on nodata."""
+    output that contradicts fewest points), read from a window of `context` pixels a side
+    around the prompts (the raster when it is smaller). Prompts spread wider get a wider window,
+    read decimated to `context` pixels a side. Nodata pixels are never in the mask.
+    `PromptError` for a prompt off the raster, a foreground point on nodata, or a window whose
+    read would decode more than the raster's `max_pixels` (checked before reading)."""
     points, box = prompts_to_pixels(raster, prompts)
     corners = [p for p in (points, None if box is None else box.reshape(2, 2)) if p is not None]
     col_off, row_off, width, height = pixel_window(
         np.concatenate(corners), raster.width, raster.height, context
     )
     window = Window(col_off, row_off, width, height)
-    rgb, valid = raster.read(window)
+    out_h, out_w = decimated_shape(width, height, context)  # the window itself when it fits
+    rgb, valid = raster.read(window, (out_h, out_w))  # (out_h, out_w, 3), (out_h, out_w)
+    # Raster pixels -> read pixels: shift to the window, shrink by its decimation per axis.
     offset = np.array([col_off, row_off], dtype=np.float64)
+    scale = np.array([width / out_w, height / out_h], dtype=np.float64)
     labels = None
     if points is not None:
-        points = points - offset
+        points = (points - offset) / scale  # (N, 2) col, row of the read pixels
         labels = np.asarray(prompts.labels, dtype=np.int64)
         for (col, row), label in zip(points, labels, strict=True):
-            r, c = min(int(row), height - 1), min(int(col), width - 1)
+            r, c = min(int(row), out_h - 1), min(int(col), out_w - 1)
             if label == 1 and not valid[r, c]:
                 raise PromptError(
                     f"a foreground point falls on the raster's nodata area (pixel col "
-                    f"{c + col_off}, row {r + row_off}), where there is nothing to segment"
+                    f"{round(c * scale[0]) + col_off}, row {round(r * scale[1]) + row_off}), "
+                    "where there is nothing to segment"
                 )
     if box is not None:
-        box = box - np.tile(offset, 2)
+        box = (box - np.tile(offset, 2)) / np.tile(scale, 2)  # (4,) xyxy read pixels
     predictor.set_image(rgb)
     masks, scores, _ = predict_edit(predictor, points, labels, box)  # the app's click rule
     predictor.reset_image()
-    return GeoMask(masks[0] & valid, window, raster.window_transform(window), float(scores[0]))
+    transform = raster.window_transform(window, (out_h, out_w))
+    return GeoMask(masks[0] & valid, window, transform, float(scores[0]))
 
 
 def _on_raster(raster: GeoRaster, col: float, row: float) -> bool:
