@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 
 import segany
 from conftest import synthetic_image
+from process_helpers import run_together
 from segany import ConfigError, ImageError
 from segany.cache import (
     CachedEmbedding,
@@ -30,7 +29,7 @@ from segany.cache import keys as cache_keys
 from segany.errors import CheckpointError
 from segany.predictor import SamPredictor
 
-KEY_A, KEY_B, KEY_C, KEY_D = ("a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32)
+KEY_A, KEY_B, KEY_C, KEY_D, KEY_E = ("a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32, "e5" * 32)
 
 
 def fake(value: float, channels: int = 1) -> CachedEmbedding:
@@ -153,6 +152,41 @@ def test_disk_round_trip_in_a_new_cache(tmp_path):
     assert cached and same(loaded, value)
 
 
+def test_disk_cache_evicts_least_recently_used_entries_by_bytes(tmp_path):
+    # No memory: every get reads the disk, so recency on disk is what decides.
+    EmbeddingCache(tmp_path / "size").put(KEY_A, fake(1))
+    size = next((tmp_path / "size").rglob("*.safetensors")).stat().st_size  # 64 B + header
+    bound = 4 * size  # an eviction pass keeps 90%: three entries
+    cache = EmbeddingCache(tmp_path / "cache", max_memory_bytes=0, max_disk_bytes=bound)
+    for key, value in ((KEY_A, 1), (KEY_B, 2), (KEY_C, 3), (KEY_D, 4)):
+        cache.put(key, fake(value))
+    assert same(cache.get(KEY_A), fake(1)) and same(cache.get(KEY_C), fake(3))  # used lately
+    cache.put(KEY_E, fake(5))
+    kept = [cache.contains(k) for k in (KEY_A, KEY_B, KEY_C, KEY_D, KEY_E)]
+    assert kept == [True, False, True, False, True]
+    files = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert sum(f.stat().st_size for f in files) <= bound
+    other_worker = EmbeddingCache(tmp_path / "cache", max_memory_bytes=0, max_disk_bytes=bound)
+    assert same(other_worker.get(KEY_E), fake(5))
+    # Per-key lock files do not pile up beside evicted entries: one per key prefix at most.
+    cache.get_or_compute(KEY_B, lambda: fake(5))
+    assert {p.name for p in (tmp_path / "cache").rglob("*.lock")} <= {".lock", "b2.lock"}
+
+
+def test_discard_forgets_a_key_in_memory_and_on_disk(tmp_path):
+    cache = EmbeddingCache(tmp_path, max_disk_bytes=1 << 20)
+    cache.put(KEY_A, fake(1))
+    cache.put(KEY_B, fake(2))
+    cache.discard(KEY_A)
+    assert not cache.contains(KEY_A) and cache.get(KEY_A) is None
+    assert not (tmp_path / KEY_A[:2] / f"{KEY_A}.safetensors").exists()
+    assert cache.contains(KEY_B) and cache.stats().entries == 1
+    cache.discard(KEY_A)  # nothing left: no error
+    EmbeddingCache().discard(KEY_B)  # memory only
+    with pytest.raises(ConfigError, match="hex digest"):
+        cache.discard("../escape")
+
+
 def _write_corrupt(directory: Path, how: str) -> Path:
     """Store an entry for KEY_A under `directory`, then spoil its file in the way `how` says."""
     EmbeddingCache(directory).put(KEY_A, fake(1))
@@ -254,16 +288,13 @@ def test_memoryless_cache_still_computes_once_for_concurrent_threads():
 
 
 _WORKER = """
-import sys, time
-from pathlib import Path
+import time
 import torch
 from segany.cache import CachedEmbedding, EmbeddingCache
 
-directory, key, log, name = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+directory, key, log, name = _Path(_sys.argv[1]), _sys.argv[2], _Path(_sys.argv[3]), _sys.argv[4]
 cache = EmbeddingCache(directory)
-(log.parent / f"ready-{name}").touch()
-while not (log.parent / "go").exists():  # start together, after both imported torch
-    time.sleep(0.01)
+ready_and_wait()  # start together, after both imported torch
 
 def compute():
     with open(log, "a") as f:
@@ -277,32 +308,12 @@ print(cached, float(value.embedding.sum()))
 
 
 def test_processes_sharing_a_directory_compute_a_key_once(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(_WORKER)
     log = tmp_path / "computations.txt"
-    src = str(Path(segany.__file__).parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
-    names = ("first", "second")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "cache"), KEY_A, str(log), name],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in names
-    ]
-    deadline = time.monotonic() + 120
-    while not all((tmp_path / f"ready-{n}").exists() for n in names):
-        assert time.monotonic() < deadline, "workers did not start"
-        assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
-        time.sleep(0.05)
-    (tmp_path / "go").touch()
-    outputs = [w.communicate(timeout=120) for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs
+    arguments = [str(tmp_path / "cache"), KEY_A, str(log)]
+    results = run_together(_WORKER, {"first": arguments, "second": arguments}, tmp_path)
+    assert all(code == 0 for code, _, _ in results.values()), results
     assert len(log.read_text().splitlines()) == 1
-    lines = sorted(out.strip() for out, _ in outputs)
+    lines = sorted(out.strip() for _, out, _ in results.values())
     assert lines == ["False 2016.0", "True 2016.0"]
 
 

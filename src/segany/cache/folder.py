@@ -176,20 +176,28 @@ class BoundedFolder:
         total = sum(file.nbytes for _, file in files)
         if total <= self.max_bytes:
             return total
-        kept = ByteLRU(self._kept_bytes, on_evict=self._delete)
+        stuck: list[_File] = []  # files that would not go (permissions): they still take room
+
+        def evicted(_key: str, file: _File) -> None:
+            if not self._delete(file):
+                stuck.append(file)
+                kept.max_bytes -= file.nbytes  # so the LRU goes on evicting others instead
+
+        kept = ByteLRU(self._kept_bytes, on_evict=evicted)
         for _, file in files:
             if not kept.put(str(file.path), file):
-                self._delete(str(file.path), file)  # alone larger than what may stay
-        return kept.nbytes
+                evicted(str(file.path), file)  # alone larger than what may stay
+        return kept.nbytes + sum(file.nbytes for file in stuck)
 
-    def _delete(self, _key: str, file: _File) -> None:
+    def _delete(self, file: _File) -> bool:
+        """Delete an evicted file (and the folders that leaves empty); False if it stays."""
         try:
             file.path.unlink()
         except FileNotFoundError:
             pass  # removed by its owner meanwhile
         except OSError as exc:
             logger.warning("cache: cannot evict %s (%s)", file.path, exc)
-            return
+            return False
         # Folders emptied by evictions go too (the tile cache's z/x folders would pile up).
         folder = file.path.parent
         while folder != self.directory and self.directory in folder.parents:
@@ -198,6 +206,7 @@ class BoundedFolder:
             except OSError:  # not empty, or gone already
                 break
             folder = folder.parent
+        return True
 
     def _scan(self) -> list[tuple[int, _File]]:
         """(last use in ns, file) for each file under the folder but the bookkeeping."""
