@@ -332,6 +332,30 @@ def test_ten_thousand_clicks_keep_the_data_folder_within_the_disk_bound(tiny_ser
     assert service.previous.get(token, (64, 64)).shape == (1, 64, 64)
 
 
+def test_pre_encoding_stops_when_the_images_ahead_fill_half_the_cache(tiny_service, tmp_path):
+    from segany.server.pre_encoding import PreEncoder
+
+    # Embeddings on disk: 80% of 330,000 B, about eight test_tiny embeddings (32 KiB each).
+    service = tiny_service(cache_disk_bytes=330_000, cache_memory_bytes=0)
+    (tmp_path / "images").mkdir()
+    images = [stored_image(tmp_path / "images", seed) for seed in range(20)]
+    encoder = PreEncoder(service, lambda: images)
+    encoded = []
+    embedding = service.embedding
+
+    def counted(image):
+        encoded.append(images.index(image))
+        if len(encoded) >= 40:  # the old rule encodes, evicts and re-encodes for ever
+            encoder._stop.set()
+        return embedding(image)
+
+    service.embedding = counted
+    encoder._wake.wait = lambda timeout=None: encoder._stop.set()  # idle: the test is over
+    encoder.start()
+    encoder._thread.join(timeout=120)
+    assert encoded == [0, 1, 2, 3, 4]  # the next images, as many as half the cache holds
+
+
 def test_clicks_through_the_api_stay_within_the_disk_bound(serve, tmp_path):  # noqa: F811
     bound = 2 * MiB
     client = serve(

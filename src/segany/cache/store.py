@@ -64,6 +64,12 @@ class EmbeddingCache:
     def directory(self) -> Path | None:
         return None if self._disk is None else self._disk.directory
 
+    @property
+    def max_bytes(self) -> int | None:
+        """The most embedding bytes it keeps: the disk bound when it has a folder (None: no
+        bound), else the memory bound."""
+        return self._memory.max_bytes if self._disk is None else self._disk.folder.max_bytes
+
     def get(self, key: str) -> CachedEmbedding | None:
         """The embedding for `key` from memory or disk (then kept in memory), or None."""
         value, from_disk = self._lookup(key)

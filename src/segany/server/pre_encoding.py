@@ -2,7 +2,9 @@
 the annotator's order, so that the first click on an image is already a cache hit.
 
 Every worker process runs one; the embedding cache computes each image once across processes
-(its per-key file lock), so two workers never encode the same image twice.
+(its per-key file lock), so two workers never encode the same image twice. A round stops once
+the images ahead fill half of what the cache keeps (`--disk-cache-size`): encoding more would
+push out the embeddings of the images just ahead of the person, round after round.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class PreEncoder:
         self._thread = threading.Thread(target=self._run, name="segany-pre-encoder", daemon=True)
         self._failed: set[str] = set()  # keys whose image could not be encoded: not retried
         self._focus: str | None = None  # sha256 of the image a person has open
+        self._embedding_bytes = 0  # of one embedding of this model, once one is seen
 
     def start(self) -> None:
         self._thread.start()
@@ -60,14 +63,22 @@ class PreEncoder:
             except Exception:  # the database busy or gone for a moment: try again later
                 log.exception("pre-encoding could not list the images")
                 images = []
+            room = self.service.cache.max_bytes
+            ahead = 0  # bytes of the embeddings of the images walked, which the cache must keep
             for image in images:
                 if self._stop.is_set():
                     return
+                if room is not None and ahead + self._embedding_bytes > room // 2:
+                    break
                 key = self.service.key(image)
-                if key in self._failed or self.service.is_encoded(image):
+                if key in self._failed:
+                    continue
+                ahead += self._embedding_bytes
+                if self.service.is_encoded(image):
                     continue
                 try:
-                    self.service.embedding(image)
+                    embedding, _ = self.service.embedding(image)
+                    self._embedding_bytes = embedding.nbytes
                     did_work = True
                     if self._wake.is_set():  # a new focus or upload: re-plan the order
                         break
