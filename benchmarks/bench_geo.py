@@ -76,7 +76,7 @@ def main() -> int:
             pre_encode=False,
             tile_url=tiles.template("ok"),
         )
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
 
             def infer(shift: int, prompt: list[dict]) -> dict:
                 bbox = scene.bbox(260 + shift, 250 + shift)

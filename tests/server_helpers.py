@@ -20,6 +20,9 @@ from conftest import synthetic_image, unused_local_port
 ROOT = Path(__file__).resolve().parents[1]
 # (x, y) of a point on the object of the sample scene (segany.data.sample_scene), 640 x 480.
 SAMPLE_POINT = (330, 190)
+# TestClients' base URL: a Host the server answers to (TestClient's own "testserver" is a name
+# the server does not know, refused like any other: segany.server.host_origin).
+LOCAL_URL = "http://127.0.0.1"
 
 
 def png_bytes(picture: Image.Image | np.ndarray) -> bytes:

@@ -31,6 +31,7 @@ from segany.geo.tiles import TileFetcher, resolve_source, template_source  # noq
 from segany.predictor import SamPredictor  # noqa: E402
 from segany.server.app import create_app  # noqa: E402
 from segany.server.settings import Limits, ServerSettings  # noqa: E402
+from server_helpers import LOCAL_URL  # noqa: E402
 
 SCENE = Scene()
 RESPONSE_KEYS = {"n_predictions", "geojson", "n_shapes_geojson", "duration_run", "cached_embedding"}
@@ -277,7 +278,8 @@ def serve(tmp_path):
 
     def make(**settings) -> TestClient:
         data = tmp_path / f"data{len(clients)}"
-        client = TestClient(create_app(ServerSettings(data_dir=data, pre_encode=False, **settings)))
+        app = create_app(ServerSettings(data_dir=data, pre_encode=False, **settings))
+        client = TestClient(app, base_url=LOCAL_URL)
         client.__enter__()
         clients.append(client)
         return client
@@ -535,7 +537,7 @@ from fastapi.testclient import TestClient
 from segany.server.app import create_app
 from segany.server.settings import ServerSettings
 app = create_app(ServerSettings(data_dir={str(tmp_path)!r}, pre_encode=False))
-with TestClient(app) as client:
+with TestClient(app, base_url="http://127.0.0.1") as client:
     answer = client.post("/infer_samgis", json={{}})
     print(answer.status_code, answer.json()["detail"])
     print(client.get("/api/geo/source").status_code, client.get("/health").status_code)

@@ -27,6 +27,7 @@ from segany.geo.projection import transformer  # noqa: E402
 from segany.geo.seams import Piece, merge_pieces, tile_grid  # noqa: E402
 from segany.geo.tiled_amg import TiledOptions, parts_folder, run_tiled_amg  # noqa: E402
 from segany.masks.config import AmgConfig  # noqa: E402
+from server_helpers import LOCAL_URL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 UTM = "EPSG:32633"
@@ -331,7 +332,8 @@ def client(tmp_path_factory):
     from segany.server.settings import ServerSettings
 
     data = tmp_path_factory.mktemp("server") / "data"
-    with TestClient(create_app(ServerSettings(data_dir=data, pre_encode=False))) as client:
+    app = create_app(ServerSettings(data_dir=data, pre_encode=False))
+    with TestClient(app, base_url=LOCAL_URL) as client:
         yield client
 
 

@@ -30,7 +30,7 @@ from segany.formats.manifest import read_manifest
 from segany.registry import DEFAULT_MODEL
 from segany.server.app import create_app
 from segany.server.settings import Limits, ServerSettings
-from server_helpers import SAMPLE_POINT, png_bytes, sample_png, scene_png
+from server_helpers import LOCAL_URL, SAMPLE_POINT, png_bytes, sample_png, scene_png
 
 MASK_KEYS = {"rle", "polygons", "score", "area", "bbox"}
 IMAGE_ITEM_KEYS = {"id", "file_name", "width", "height", "encoded", "annotations", "reviewed"}
@@ -61,7 +61,7 @@ def serve(db_url, tmp_path):
         def make(**settings) -> TestClient:
             settings.setdefault("pre_encode", False)
             app = create_app(ServerSettings(data_dir=tmp_path / "data", db_url=db_url, **settings))
-            return stack.enter_context(TestClient(app))
+            return stack.enter_context(TestClient(app, base_url=LOCAL_URL))
 
         yield make
 

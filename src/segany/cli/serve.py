@@ -9,12 +9,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segany.byte_sizes import format_bytes, parse_byte_size
 from segany.cli.errors import UsageError
 from segany.cli.model_options import add_model_arguments, resolve_model
 from segany.errors import ConfigError
 from segany.server.cache_budget import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES
+
+if TYPE_CHECKING:
+    from segany.server.settings import ServerSettings
 
 DEFAULT_DATA = Path("segany-data")
 
@@ -55,6 +59,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("SEGANY_TOKEN") or None,
         help="access token every API request must send (default $SEGANY_TOKEN); required "
         "beyond loopback",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name browsers may reach the server by, besides loopback names and IP "
+        "addresses (repeatable; .example.org: it and every name under it); others are refused "
+        "(400), which stops DNS rebinding",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin (https://app.example.org) whose pages may call the API across sites "
+        "(repeatable; default none: CORS off, only the server's own pages may change data)",
     )
     parser.add_argument(
         "--import-root",
@@ -108,6 +129,16 @@ def byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def access_line(settings: ServerSettings) -> str:
+    """Who may reach the server, in one line for the start-up output."""
+    from segany.server.host_origin import AllowedHosts
+
+    hosts = AllowedHosts(settings.host, settings.allowed_hosts).describe()
+    token = "the token on every API request" if settings.token else "no token (loopback only)"
+    cors = ", ".join(settings.cors_origins) or "none"
+    return f"access: {token}; Host must be {hosts}; cross-origin pages allowed: {cors}"
+
+
 def import_server() -> None:
     """Fail with the install command when the server extra is missing."""
     try:
@@ -145,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         pre_encode=not args.no_pre_encode,
         edge_refinement=args.edge_refinement,
         tile_url=args.tile_url,
+        allowed_hosts=tuple(args.allowed_host),
+        cors_origins=tuple(args.cors_origin),
         cache_memory_bytes=args.cache_size,
         cache_disk_bytes=args.disk_cache_size,
     )
@@ -161,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ[SETTINGS_ENV] = settings.to_json()  # the workers read their settings here
     print(f"segany: annotation app on http://{settings.host}:{settings.port}/", file=sys.stderr)
     print(f"segany: {settings.cache_budget.describe()}", file=sys.stderr)
+    print(f"segany: {access_line(settings)}", file=sys.stderr)
     uvicorn.run(
         "segany.server.app:app_from_environment",
         factory=True,

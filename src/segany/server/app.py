@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,7 +29,8 @@ from segany.errors import (
 )
 from segany.project.image_files import TooLargeError
 from segany.project.workspace import Project
-from segany.server.auth import require_token
+from segany.server.auth import TokenGuard
+from segany.server.body_limits import BodyLimitGuard
 from segany.server.geo_service import make_geo_service
 from segany.server.inference import ModelService
 from segany.server.pre_encoding import PreEncoder
@@ -101,13 +102,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description="SAM's data engine: assisted-manual and semi-automatic annotation.",
         lifespan=lifespan,
     )
-    protected = [Depends(require_token)]
+    # The token guards every route but the pages, the static files and /health (auth.py).
     app.include_router(system.router)
     for module in (images, predict, annotations, categories, export):
-        app.include_router(module.router, prefix="/api", dependencies=protected)
-    app.include_router(system.api_router, prefix="/api", dependencies=protected)
-    app.include_router(geo.router)  # /infer_samgis, /api/geo/source (token checked), /map
-    app.include_router(geo_segment.router, prefix="/api", dependencies=protected)
+        app.include_router(module.router, prefix="/api")
+    app.include_router(system.api_router, prefix="/api")
+    app.include_router(geo.router)  # /infer_samgis, /api/geo/source, /map
+    app.include_router(geo_segment.router, prefix="/api")
+    _add_guards(app, settings)
     _add_error_handlers(app)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -117,6 +119,37 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return FileResponse(STATIC / "index.html")
 
     return app
+
+
+# The routes whose body is a file (multipart): allowed Limits.upload_bytes, others json_bytes.
+UPLOAD_ROUTES = (("POST", "/api/images"), ("POST", "/api/geo/segment"))
+
+
+def _add_guards(app: FastAPI, settings: ServerSettings) -> None:
+    """The pure ASGI layers every request passes before any route, outermost first: the Host
+    and Origin checks, CORS (only for --cors-origin origins; outside the token check, so that
+    preflights, which carry no token, are answered), the token, the body size limits."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    from segany.server.host_origin import AllowedHosts, HostOriginGuard
+
+    limits = settings.limits
+    app.add_middleware(
+        BodyLimitGuard,
+        upload_bytes=limits.upload_bytes,
+        other_bytes=limits.json_bytes,
+        upload_routes=UPLOAD_ROUTES,
+    )
+    app.add_middleware(TokenGuard, token=settings.token)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Segany-User"],
+        )
+    hosts = AllowedHosts(settings.host, settings.allowed_hosts)
+    app.add_middleware(HostOriginGuard, hosts=hosts, trusted_origins=settings.cors_origins)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

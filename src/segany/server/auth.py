@@ -1,29 +1,74 @@
-"""Access: the bearer token (when the server has one) and who is annotating."""
+"""Access: the bearer token (when the server has one) and who is annotating.
+
+The token is checked in one place, `TokenGuard`, a pure ASGI layer in front of the routes: a
+request without the token is answered 401 from its headers alone, before any route runs and
+before one byte of its body is read (a FastAPI dependency runs only after the body has been
+read, so it could not refuse an upload before spooling it). Every path needs the token except
+`PUBLIC_PATHS` and the static files: the pages themselves, which hold no data (the annotator
+then asks for the token, and sends it with every API request), the health check and the API's
+description.
+"""
 
 from __future__ import annotations
 
 import hmac
+import re
 
-from fastapi import Header, HTTPException, Request
+from fastapi import Header, HTTPException
+
+from segany.server.refusal import ASGIApp, Receive, Scope, Send, header, refuse
 
 USER_HEADER = "X-Segany-User"
 ANONYMOUS = "anonymous"
 MAX_USER_LENGTH = 200
+# What anyone may GET without the token: pages and files that hold no project data.
+PUBLIC_PATHS = frozenset({"/", "/health", "/map", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS |= {"/openapi.json"}
+PUBLIC_PREFIXES = ("/static/",)
+# "Bearer" and the token, separated by spaces or tabs (RFC 7235 `credentials`).
+_BEARER = re.compile(rb"[ \t]*bearer[ \t]+(\S+)[ \t]*", re.IGNORECASE)
 
 
-def require_token(request: Request, authorization: str | None = Header(default=None)) -> None:
-    """401 unless the request carries the server's token (`Authorization: Bearer TOKEN`); no
-    check when the server has no token (it then listens on loopback only)."""
-    token = request.app.state.segany.settings.token
-    if not token:
-        return
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-        raise HTTPException(
-            status_code=401,
-            detail="this server needs an access token: send 'Authorization: Bearer TOKEN'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def needs_token(path: str) -> bool:
+    """Whether a request for `path` (the ASGI scope's, percent-decoded) must carry the token."""
+    return path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES)
+
+
+def token_matches(values: list[bytes], token: str) -> bool:
+    """Whether the request's Authorization header values (raw bytes, any of them: non-ASCII,
+    several headers, no scheme) are exactly one `Bearer TOKEN` with the server's token. Compared
+    as bytes in constant time (`hmac.compare_digest` refuses non-ASCII str)."""
+    if len(values) != 1:
+        return False
+    match = _BEARER.fullmatch(values[0])
+    return match is not None and hmac.compare_digest(match.group(1), token.encode("utf-8"))
+
+
+class TokenGuard:
+    """401 for a request that needs the token (`needs_token`) and does not carry it; no check
+    when `token` is None or empty (the server then listens on loopback only)."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token or None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.token is not None
+            and scope["type"] in ("http", "websocket")
+            and needs_token(scope["path"])
+            and not token_matches(header(scope, b"authorization"), self.token)
+        ):
+            await refuse(
+                scope,
+                send,
+                401,
+                "this server needs an access token: send 'Authorization: Bearer TOKEN' (in the "
+                "browser, open the page as /?token=TOKEN once)",
+                [("www-authenticate", "Bearer")],
+            )
+            return
+        await self.app(scope, receive, send)
 
 
 def current_user(x_segany_user: str | None = Header(default=None)) -> str:

@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from segany.errors import ConfigError
 from segany.project.config import DEFAULT_IMAGE_PIXELS, ProjectConfig
@@ -24,6 +25,7 @@ class Limits:
     """Bounds on what one request may ask for; beyond them the answer is a 4xx."""
 
     upload_bytes: int = 64 * 2**20  # an upload larger than this is refused (413)
+    json_bytes: int = 2 * 2**20  # any other request body (JSON) larger than this: 413
     image_pixels: int = DEFAULT_IMAGE_PIXELS  # decompression bombs: refused before decoding
     points: int = 1_000  # prompt points per predict request
     page: int = 500  # images per list page
@@ -56,6 +58,12 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     tile_url: str | None = None  # map tiles' URL template, replacing every tile source
     tile_timeout: float = 10.0  # seconds per map tile request
+    # Host names requests may carry besides the loopback names, IP addresses and the bound
+    # address (--allowed-host; ".example.org": it and every name under it; "*": any).
+    allowed_hosts: tuple[str, ...] = ()
+    # Origins ("https://app.example.org") whose pages may call the API (CORS) and send it
+    # state-changing requests (--cors-origin); none: CORS off, same-origin pages only.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -79,11 +87,38 @@ class ServerSettings:
                 f"tile_url must be an http(s) URL template with {{z}}, {{x}} and {{y}}, e.g. "
                 f"http://127.0.0.1:9000/{{z}}/{{x}}/{{y}}.png; got {self.tile_url!r}"
             )
+        self._check_access()
         if self.host not in LOOPBACK and not self.token:
             raise ConfigError(
                 f"listening on {self.host} exposes the server beyond this machine: set an "
                 f"access token (--token or ${TOKEN_ENV}) first"
             )
+
+    def _check_access(self) -> None:
+        from segany.server.host_origin import is_host_pattern, origin_text
+
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        for name in self.allowed_hosts:
+            if not is_host_pattern(name):
+                raise ConfigError(
+                    f"allowed host {name!r}: give a bare host name or address (no scheme, port "
+                    "or path), e.g. annotate.example.org, .example.org (it and every name "
+                    "under it) or 192.168.1.5"
+                )
+        origins = []
+        for origin in self.cors_origins:
+            spelled = origin_text(origin)
+            parts = urlsplit(origin)
+            if spelled is None or parts.path not in ("", "/") or parts.query or "@" in origin:
+                raise ConfigError(
+                    f"CORS origin {origin!r}: give an origin, scheme://host[:port] without a "
+                    "path, e.g. https://app.example.org or http://localhost:3000 ('*' is not "
+                    "allowed: every site could then drive this server)"
+                )
+            origins.append(spelled)
+        object.__setattr__(self, "cors_origins", tuple(origins))
+        if self.token is not None and any(c.isspace() for c in self.token):
+            raise ConfigError("the access token must not contain spaces or other white space")
 
     @property
     def database_url(self) -> str:
@@ -118,6 +153,8 @@ class ServerSettings:
         data = json.loads(text)
         data["limits"] = Limits(**data["limits"])
         data["import_roots"] = tuple(data["import_roots"])
+        for name in ("allowed_hosts", "cors_origins"):
+            data[name] = tuple(data.get(name, ()))
         return cls(**data)
 
     @classmethod

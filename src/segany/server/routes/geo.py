@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from segany.errors import PromptError
-from segany.server.auth import require_token
 from segany.server.routes.common import state
 
 try:
@@ -23,7 +22,6 @@ except ModuleNotFoundError as error:  # the server runs without the geo extra, m
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter(tags=["maps"])
-protected = [Depends(require_token)]
 
 
 @router.get("/map", include_in_schema=False)
@@ -34,7 +32,7 @@ def map_page() -> FileResponse:
 
 if MISSING is None:
 
-    @router.post("/infer_samgis", response_model=SamgisResponse, dependencies=protected)
+    @router.post("/infer_samgis", response_model=SamgisResponse)
     def infer_samgis(request: Request, body: SamgisRequest):
         """SamGIS's request: polygons (GeoJSON, EPSG:4326) of what the prompts point at in the
         map extent `bbox` at `zoom`. 422: a bad extent or prompt, or more map tiles than the
@@ -49,7 +47,7 @@ if MISSING is None:
         except TileError as error:
             raise HTTPException(502, str(error)) from None
 
-    @router.get("/api/geo/source", dependencies=protected)
+    @router.get("/api/geo/source")
     def tile_source(request: Request, name: str = DEFAULT_SOURCE) -> dict[str, Any]:
         """The tile layer the map page draws for source `name`: URL template ({z}, {x}, {y}),
         attribution and zoom range (the server's --tile-url, when set, for every name)."""
