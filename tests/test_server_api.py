@@ -36,7 +36,7 @@ MASK_KEYS = {"rle", "polygons", "score", "area", "bbox"}
 IMAGE_ITEM_KEYS = {"id", "file_name", "width", "height", "encoded", "annotations", "reviewed"}
 ANNOTATION_KEYS = {
     "id", "image_id", "category_id", "rle", "polygons", "area", "bbox", "score", "source",
-    "accepted", "author", "created_at", "updated_at",
+    "accepted", "stale", "author", "created_at", "updated_at",
 }  # fmt: skip
 SCENE_H, SCENE_W = 96, 128  # scene_png's default size
 
@@ -471,7 +471,10 @@ def test_export_in_every_format(client, tmp_path):
         assert (drawn & expected).sum() / (drawn | expected).sum() > 0.9
 
     sa1b = unzip(client, "sa1b", tmp_path / "sa1b")
-    assert sorted(sa1b) == sorted([*(f"{n}.json" for n in names.values()), "manifest.json"])
+    images = [f"images/{n}" for n in names.values()]  # the image files travel with the masks
+    assert sorted(sa1b) == sorted(
+        [*(f"{n}.json" for n in names.values()), "manifest.json", *images]
+    )
     document = json.loads((tmp_path / "sa1b" / f"{names['a.png']}.json").read_text())
     assert document["image"]["file_name"] == names["a.png"]
     segments = [decode(a["segmentation"]) for a in document["annotations"]]
@@ -487,8 +490,12 @@ def test_export_in_every_format(client, tmp_path):
         assert np.array_equal(np.asarray(mask_png) > 0, decode(masks["a.png", 0]))
     assert (folder / "metadata.csv").read_text().splitlines()[1].startswith("0,disc,800,")
 
-    # The manifest says where each exported image's file is: a training run finds them there.
+    # The manifest says where each exported image's file is, relative to the download (never
+    # a server path): a training run on another machine finds them there.
     for export in ("sa1b", "png"):
+        text = (tmp_path / export / "manifest.json").read_text()
+        assert str(tmp_path / "data") not in text
+        assert not any(Path(item["path"]).is_absolute() for item in json.loads(text)["images"])
         manifest = read_manifest(tmp_path / export / "manifest.json")
         assert set(manifest) == set(names.values())
         for name, content in data.items():

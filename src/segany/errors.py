@@ -52,3 +52,8 @@ class ConflictError(SeganyError):
 class InvalidValueError(SeganyError, ValueError):
     """A value the project's storage refuses: an empty name, a malformed colour or RLE, a mask
     of another size than its image (HTTP 422)."""
+
+
+class GoneError(NotFoundError):
+    """A stored record whose file was moved or deleted outside segany, e.g. an imported image
+    (HTTP 410): the record is there, its file is not."""

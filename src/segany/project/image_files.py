@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from segany.errors import ImageError
+from segany.errors import GoneError, ImageError
 
 # PIL format name -> file suffix kept for the stored copy.
 ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
@@ -79,6 +82,50 @@ def check_image_bytes(data: bytes, name: str, max_pixels: int) -> CheckedImage:
     return CheckedImage(data, hashlib.sha256(data).hexdigest(), suffix, width, height)
 
 
+@contextmanager
+def _stored_file(path: Path, name: str) -> Iterator[None]:
+    """Errors of the `with` body's file access as the API gives them: `GoneError` naming the
+    image `name` when its file was moved or deleted, `ImageError` when it cannot be read."""
+    try:
+        yield
+    except (FileNotFoundError, NotADirectoryError):
+        raise GoneError(
+            f"image {name}: its file {path} was moved or deleted; put it back, or delete the "
+            "image from the project"
+        ) from None
+    except OSError as e:
+        raise ImageError(f"image {name}: cannot read its file {path} ({e.strerror or e})") from None
+
+
+def read_file(path: Path, name: str) -> bytes:
+    """A stored image file's bytes (errors: `_stored_file`)."""
+    with _stored_file(path, name):
+        return path.read_bytes()
+
+
+def stat_file(path: Path, name: str) -> os.stat_result:
+    """A stored image file's status (errors: `_stored_file`)."""
+    with _stored_file(path, name):
+        return path.stat()
+
+
+def read_checked(image: StoredImage) -> np.ndarray:
+    """(H, W, 3) uint8 upright pixels of a stored image, from bytes whose sha256 is the one
+    recorded: pixels of an edited file never pass for (nor get cached under) the old content.
+    `GoneError` for a missing file, `ImageError` for a changed or undecodable one."""
+    from segany.formats.image import read_image
+
+    data = read_file(image.path, image.path.name)
+    if hashlib.sha256(data).hexdigest() != image.sha256:
+        raise ImageError(
+            f"image file {image.path} changed since it was recorded; open the image again"
+        )
+    try:
+        return np.asarray(read_image(io.BytesIO(data)))
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot decode {image.path} ({e})") from None
+
+
 def read_upright(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB pixels of a stored image, EXIF orientation applied."""
     from segany.formats.image import read_image
@@ -89,12 +136,13 @@ def read_upright(path: Path) -> np.ndarray:
 def upright_file(path: Path) -> tuple[bytes, str]:
     """The stored image as the browser must show it: the file itself when it carries no
     orientation to apply (and is a format browsers show), else a PNG of the upright pixels.
-    Returns (bytes, media type)."""
-    with Image.open(path) as opened:
+    Returns (bytes, media type); `GoneError` when the file is gone."""
+    data = read_file(path, path.name)
+    with Image.open(io.BytesIO(data)) as opened:
         orientation = opened.getexif().get(0x0112, 1)
         kind = opened.format
     if orientation == 1 and kind in ("PNG", "JPEG", "WEBP"):
-        return path.read_bytes(), f"image/{kind.lower()}"
+        return data, f"image/{kind.lower()}"
     buffer = io.BytesIO()
     Image.fromarray(read_upright(path)).save(buffer, format="PNG")
     return buffer.getvalue(), "image/png"

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segany.cache.locks import file_lock
 from segany.engine.jobs import folder_images
 from segany.errors import ImageError, InvalidValueError, NotFoundError
 from segany.formats.atomic import atomic_file
 from segany.project.config import ProjectConfig
-from segany.project.image_files import StoredImage, check_image_bytes
+from segany.project.image_files import StoredImage, check_image_bytes, read_file, stat_file
 from segany.project.storage import repository
 from segany.project.storage.database import Database, create_database
 from segany.project.storage.migrate import upgrade
@@ -61,38 +62,75 @@ class Project:
         with self.db.session() as session:
             return repository.get_image(session, image_id)
 
+    def usable_image(self, image_id: str) -> Image:
+        """The image, its file checked first against what was recorded (one stat): when its
+        size or mtime changed (an imported file edited in place), it is re-hashed and its new
+        content, size and dimensions recorded (the annotations flagged `stale` if the
+        dimensions changed), so nothing is cached under the old content. `GoneError` (410)
+        when the file was moved or deleted."""
+        image = self.image(image_id)
+        path, name = Path(image.stored_path), f"{image_id} ({image.file_name})"
+        status = stat_file(path, name)
+        if (image.file_size, image.file_mtime_ns) == (status.st_size, status.st_mtime_ns):
+            return image
+        data = read_file(path, name)
+        checked = check_image_bytes(data, image.file_name, self.config.image_pixels)
+        with self.db.session() as session:
+            return repository.record_file(
+                session,
+                image_id,
+                sha256=checked.sha256,
+                width=checked.width,
+                height=checked.height,
+                file_size=status.st_size,
+                file_mtime_ns=status.st_mtime_ns,
+            )
+
     def add_upload(self, data: bytes, name: str) -> tuple[Image, bool]:
         """Store an uploaded image file (validated) in the data directory. The same bytes
-        uploaded again return the existing image. Returns (image, created)."""
+        uploaded again return the existing image (insert-or-get on the content's unique hash,
+        also between worker processes). Returns (image, created)."""
         checked = check_image_bytes(data, name, self.config.image_pixels)
-        with self.db.session() as session:
-            existing = repository.find_image_by_sha256(session, checked.sha256)
+        path = self.config.images_dir / f"{checked.sha256[:32]}{checked.suffix}"
+        # Writing the file and inserting its row happen under the lock that deletion holds
+        # while it removes a row and its file, so a delete never unlinks a file that an upload
+        # of the same bytes has just found in place and is about to point a new row at.
+        with self._files_lock():
+            with self.db.session() as session:
+                existing = repository.find_image_by_sha256(session, checked.sha256)
             if existing is not None:
                 return existing, False
-        path = self.config.images_dir / f"{checked.sha256[:32]}{checked.suffix}"
-        if not path.is_file():
-            with atomic_file(path) as temporary:
-                temporary.write_bytes(checked.data)
-        with self.db.session() as session:
-            image = repository.add_image(
-                session,
+            if not path.is_file():
+                with atomic_file(path) as temporary:
+                    temporary.write_bytes(checked.data)
+            status = path.stat()
+            new = repository.NewImage(
                 file_name=_safe_name(name),
                 stored_path=str(path),
                 sha256=checked.sha256,
                 width=checked.width,
                 height=checked.height,
+                file_size=status.st_size,
+                file_mtime_ns=status.st_mtime_ns,
             )
-        return image, True
+            with self.db.session() as session:
+                return repository.add_image_or_get(session, new)
 
-    def delete_image(self, image_id: str) -> None:
+    def delete_image(self, image_id: str) -> Image:
         """Delete the image and its annotations; an uploaded file (in the data directory) goes
-        too, unless another image record still uses it. Imported files are never touched."""
-        with self.db.session() as session:
-            image = repository.delete_image(session, image_id)
+        too. Imported files are never touched. Returns the deleted row (for the caller to drop
+        what it derived from the image, e.g. its cached embedding)."""
+        with self._files_lock():
+            with self.db.session() as session:
+                image = repository.delete_image(session, image_id)
             path = Path(image.stored_path)
-            shared = repository.find_image_by_sha256(session, image.sha256) is not None
-        if not shared and path.resolve().is_relative_to(self.config.images_dir.resolve()):
-            path.unlink(missing_ok=True)
+            if path.resolve().is_relative_to(self.config.images_dir.resolve()):
+                path.unlink(missing_ok=True)
+        return image
+
+    def _files_lock(self):
+        """Held while image files and their rows change together (all worker processes)."""
+        return file_lock(self.config.data_dir / "images.lock")
 
     def import_folder(self, folder: str) -> ImportSummary:
         """Add every image under `folder` (searched recursively), in place: the files are not
@@ -105,6 +143,7 @@ class Project:
                 summary.errors.append(f"{name}: links outside the import folders; not read")
                 continue
             try:
+                status = file.stat()  # before the read: a later edit shows as a change
                 data = file.read_bytes()
                 checked = check_image_bytes(data, name, self.config.image_pixels)
             except (OSError, ImageError) as e:
@@ -121,6 +160,8 @@ class Project:
                     sha256=checked.sha256,
                     width=checked.width,
                     height=checked.height,
+                    file_size=status.st_size,
+                    file_mtime_ns=status.st_mtime_ns,
                 )
             summary.added.append(image.id)
         return summary

@@ -21,6 +21,7 @@ from segany.errors import (
     ConflictError,
     DataError,
     FormatError,
+    GoneError,
     ImageError,
     InvalidValueError,
     NotFoundError,
@@ -41,6 +42,7 @@ log = logging.getLogger("segany.server")
 
 # Typed errors -> HTTP status; any other SeganyError is a 400.
 _STATUS = (
+    (GoneError, 410),  # before NotFoundError, its parent
     (NotFoundError, 404),
     (ConflictError, 409),
     (TooLargeError, 413),

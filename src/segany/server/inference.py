@@ -26,26 +26,30 @@ from segany.cache import (
     restore,
     weights_id,
 )
-from segany.compute_thread import ComputeThread
+from segany.compute_thread import ComputeThread, Priority, SharedWork
 from segany.errors import PromptError
 from segany.formats.polygons import mask_to_polygons
 from segany.formats.segmentation import to_coco_rle
 from segany.interactive import predict_edit
 from segany.masks.extent import mask_area, mask_bbox_xyxy
 from segany.predictor import SamPredictor
-from segany.project.image_files import StoredImage, read_upright
+from segany.project.image_files import StoredImage, read_checked
 from segany.registry import build_sam, get_spec, resolve_weights
 from segany.server.previous import PreviousLogits
 from segany.server.settings import ServerSettings
 
 
-def mask_record(mask: np.ndarray, score: float | None, polygons: bool = True) -> dict[str, Any]:
+def mask_record(
+    mask: np.ndarray, score: float | None, polygons: bool = True, rle: Any = None
+) -> dict[str, Any]:
     """An (H, W) bool mask as the API returns it: COCO RLE, outer polygons (None unless
-    `polygons`), score, area and XYWH bbox, all in upright image pixels."""
+    `polygons`), score, area and XYWH bbox, all in upright image pixels. rle: the mask's COCO
+    RLE when the caller has it (not encoded again: encoding runs torch, for the compute
+    thread only)."""
     box = mask_bbox_xyxy(mask)
     bbox = [0, 0, 0, 0] if box is None else [box[0], box[1], box[2] - box[0], box[3] - box[1]]
     return {
-        "rle": to_coco_rle(mask),
+        "rle": to_coco_rle(mask if rle is None else rle),
         "polygons": mask_to_polygons(mask) if polygons else None,
         "score": None if score is None else float(score),
         "area": mask_area(mask),
@@ -62,6 +66,7 @@ class ModelService:
         weights = resolve_weights(spec, settings.checkpoint, not settings.random_weights)
         # Every torch operation of the service, loading included, runs on this one thread.
         self.compute = ComputeThread(threads=settings.threads)
+        self._encodings = SharedWork(self.compute)  # an image's encoding, at its askers' priority
         self.model = self.compute.run(
             build_sam,
             spec.name,
@@ -81,7 +86,6 @@ class ModelService:
         )
         # Decoded images, for the masks' edge refinement.
         self.pixels = PixelCache(bounds.pixels_memory)
-        self._generator: Any = None
 
     @property
     def name(self) -> str:
@@ -101,16 +105,21 @@ class ModelService:
         self.cache.discard(self.key(image))
         self.pixels.discard(image.sha256)
 
-    def embedding(self, image: StoredImage) -> tuple[CachedEmbedding, bool]:
+    def embedding(
+        self, image: StoredImage, priority: Priority = Priority.CLICK
+    ) -> tuple[CachedEmbedding, bool]:
         """The image's embedding and whether it came from the cache (computed once however many
-        requests and workers ask at the same time)."""
+        requests and workers ask at the same time). priority: the caller's (a click's, or
+        pre-encoding's BACKGROUND); the one encoding runs at the most urgent of its askers'."""
+        key = self.key(image)
 
         def compute() -> CachedEmbedding:
-            pixels = read_upright(image.path)
+            pixels = read_checked(image)
             self.pixels.put(image.sha256, pixels)
-            return self.compute.run(encode, SamPredictor(self.model), pixels)
+            return self._encodings.run(key, encode, SamPredictor(self.model), pixels)
 
-        return self.cache.get_or_compute(self.key(image), compute)
+        with self._encodings.asking(key, priority):
+            return self.cache.get_or_compute(key, compute)
 
     def close(self) -> None:
         """Finish the queued forward passes and end the compute thread."""
@@ -139,7 +148,7 @@ class ModelService:
         cached_embedding, cached = self.embedding(image)
         pixels = None
         if predictor.edge_refinement is not None:
-            pixels = self.pixels.get_or_load(image.sha256, lambda: read_upright(image.path))
+            pixels = self.pixels.get_or_load(image.sha256, lambda: read_checked(image))
         coords = labels = None
         if points:
             array = np.asarray(points, dtype=np.float64)  # (N, 3)
@@ -176,62 +185,3 @@ class ModelService:
             mask_record(mask, score, polygons) for mask, score in zip(masks, scores, strict=True)
         ]
         return records, logits
-
-    def proposals(
-        self, image: StoredImage, existing: list[dict[str, Any]] = ()
-    ) -> list[dict[str, Any]]:
-        """Suggestions for the semi-automatic stage: automatic masks (the model's AMG
-        defaults), best predicted IoU first, without near-duplicates (mask IoU above
-        `SUGGESTION_OVERLAP` with a better one) and without masks the image's `existing`
-        annotations (COCO RLEs) already cover."""
-        pixels = read_upright(image.path)
-        return self.compute.run(self._proposals, pixels, list(existing))
-
-    @torch.inference_mode()
-    def _proposals(
-        self, pixels: np.ndarray, existing: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        from segany.formats.segmentation import to_binary_mask
-        from segany.masks.generator import AutomaticMaskGenerator
-
-        if self._generator is None:  # it holds one predictor: one image at a time
-            self._generator = AutomaticMaskGenerator(self.model, output_mode="coco_rle")
-        records = self._generator.generate(pixels)
-        records.sort(key=lambda r: -float(r["predicted_iou"]))
-        kept = distinct_masks([r["segmentation"] for r in records], existing)
-        out = []
-        for index in kept:
-            record = records[index]
-            item = mask_record(to_binary_mask(record["segmentation"]), record["predicted_iou"])
-            item["stability"] = float(record["stability_score"])
-            out.append(item)
-        return out
-
-
-# A suggestion overlapping a better one (or an accepted annotation) more than this is dropped.
-SUGGESTION_OVERLAP = 0.5
-
-
-def distinct_masks(candidates: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[int]:
-    """Indices of `candidates` (COCO RLEs, best first) kept by greedy mask-IoU suppression at
-    SUGGESTION_OVERLAP, against the kept ones and the `existing` RLEs."""
-    from pycocotools import mask as coco_mask
-
-    def encoded(rle: dict[str, Any]) -> dict[str, Any]:
-        counts = rle["counts"]
-        return {
-            "size": rle["size"],
-            "counts": counts.encode() if isinstance(counts, str) else counts,
-        }
-
-    taken = [encoded(rle) for rle in existing]
-    kept = []
-    for index, rle in enumerate(candidates):
-        mask = encoded(rle)
-        if taken:
-            overlap = coco_mask.iou([mask], taken, [0] * len(taken))
-            if float(overlap.max()) > SUGGESTION_OVERLAP:
-                continue
-        kept.append(index)
-        taken.append(mask)
-    return kept

@@ -137,6 +137,7 @@ class AnnotationOut(BaseModel):
     score: float | None
     source: str
     accepted: bool
+    stale: bool  # the image's file changed size since the mask was drawn: look again
     author: str
     created_at: str
     updated_at: str

@@ -99,6 +99,7 @@ def update_annotation(
         annotation.accepted = bool(accepted)
     if mask is not None:
         _set_mask(annotation, mask)
+        annotation.stale = False  # a new mask, drawn on the picture as it is now
     commit(session, f"the category of annotation {annotation_id} was deleted meanwhile")
     return annotation
 

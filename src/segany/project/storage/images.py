@@ -6,14 +6,15 @@ ascending, ties broken by id.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from segany.errors import InvalidValueError
+from segany.errors import ConflictError, InvalidValueError
 from segany.project.storage.common import (
     after_in_order,
     cached_annotations,
@@ -38,6 +39,8 @@ class NewImage:
     width: int
     height: int
     position: int | None = None
+    file_size: int | None = None  # the file's size and mtime when hashed (None: unknown)
+    file_mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def add_images(session: Session, images: Iterable[NewImage]) -> list[Image]:
                 height=new.height,
                 position=position,
                 reviewed=False,
+                file_size=new.file_size,
+                file_mtime_ns=new.file_mtime_ns,
             )
         )
     session.add_all(rows)
@@ -94,10 +99,61 @@ def add_image(
     width: int,
     height: int,
     position: int | None = None,
+    file_size: int | None = None,
+    file_mtime_ns: int | None = None,
 ) -> Image:
-    """Add one image (see `NewImage`) and return it, committed, with its new random id."""
-    new = NewImage(file_name, stored_path, sha256, width, height, position)
+    """Add one image (see `NewImage`) and return it, committed, with its new random id.
+    ConflictError when an image of the same content (sha256) is already there."""
+    new = NewImage(
+        file_name, stored_path, sha256, width, height, position, file_size, file_mtime_ns
+    )
     return add_images(session, [new])[0]
+
+
+def add_image_or_get(session: Session, new: NewImage) -> tuple[Image, bool]:
+    """Insert-or-get by content: (the new image, True), or (the image that already has
+    `new.sha256`, False). Safe against a concurrent insert of the same content (the unique
+    index decides; the loser gets the winner's row)."""
+    existing = find_image_by_sha256(session, new.sha256)
+    if existing is not None:
+        return existing, False
+    try:
+        return add_images(session, [new])[0], True
+    except ConflictError:
+        existing = find_image_by_sha256(session, new.sha256)
+        if existing is None:  # the clash was not the content's: report it as it was
+            raise
+        return existing, False
+
+
+def record_file(
+    session: Session,
+    image_id: str,
+    *,
+    sha256: str,
+    width: int,
+    height: int,
+    file_size: int,
+    file_mtime_ns: int,
+) -> Image:
+    """Record what an image's file is now (after it was re-hashed): its content hash, upright
+    size, and the size and mtime it was hashed at. When the size changed, its annotations are
+    flagged `stale` (their masks no longer fit the picture). ConflictError when the new
+    content is another image's."""
+    image = get_image(session, image_id)
+    resized = (image.width, image.height) != (width, height)
+    image.sha256, image.width, image.height = sha256.lower(), width, height
+    image.file_size, image.file_mtime_ns = file_size, file_mtime_ns
+    if resized:
+        session.execute(
+            update(Annotation).where(Annotation.image_id == image_id).values(stale=True)
+        )
+    commit(
+        session,
+        f"image {image_id!r}: its file now holds the same picture as another image of the "
+        "project; delete one of the two",
+    )
+    return image
 
 
 def get_image(session: Session, image_id: str) -> Image:
@@ -106,8 +162,8 @@ def get_image(session: Session, image_id: str) -> Image:
 
 
 def find_image_by_sha256(session: Session, sha256: str) -> Image | None:
-    """The first image (in list order) whose file has this SHA-256 hex digest, or None: lets
-    the server notice a second upload of the same file."""
+    """The image whose file has this SHA-256 hex digest (one at most: a unique index), or
+    None: lets the server notice a second upload of the same file."""
     statement = (
         select(Image)
         .where(Image.sha256 == sha256.lower())
@@ -207,6 +263,4 @@ def _check_new(new: NewImage) -> NewImage:
         raise InvalidValueError(f"sha256 must be 64 hex digits, got {new.sha256!r}")
     if new.width <= 0 or new.height <= 0:
         raise InvalidValueError(f"image size must be positive, got {new.width} x {new.height}")
-    return NewImage(
-        new.file_name, new.stored_path, new.sha256.lower(), new.width, new.height, new.position
-    )
+    return dataclasses.replace(new, sha256=new.sha256.lower())

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -91,13 +93,18 @@ class Image(Base):
     file_name: Mapped[str] = mapped_column(Text)
     # The copy in the data directory, or the original file for images imported in place.
     stored_path: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # One image per file content (a unique index: concurrent uploads of one file meet here).
+    sha256: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     # The annotator's order ("next images first"); ties are broken by id.
     position: Mapped[int] = mapped_column(Integer, index=True)
+    # The file as it was when hashed: a changed size or mtime means re-hash (imported files
+    # are the user's, and may be edited in place). None: not recorded yet.
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
         return f"Image(id={self.id!r}, file_name={self.file_name!r}, {self.width}x{self.height})"
@@ -142,6 +149,8 @@ class Annotation(Base):
     source: Mapped[str] = mapped_column(String(16))
     accepted: Mapped[bool] = mapped_column(Boolean)
     author: Mapped[str] = mapped_column(String(200), default="")
+    # The image's file changed size since this mask was drawn: it needs a person's look.
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now, onupdate=utc_now)
 

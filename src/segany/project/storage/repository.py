@@ -30,6 +30,7 @@ from segany.project.storage.images import (
     ImageSummary,
     NewImage,
     add_image,
+    add_image_or_get,
     add_images,
     all_images,
     delete_image,
@@ -37,6 +38,7 @@ from segany.project.storage.images import (
     get_image,
     list_images,
     next_images,
+    record_file,
     update_image,
 )
 
@@ -53,6 +55,7 @@ __all__ = [
     "add_annotations",
     "add_category",
     "add_image",
+    "add_image_or_get",
     "add_images",
     "all_images",
     "delete_annotation",
@@ -67,6 +70,7 @@ __all__ = [
     "list_categories",
     "list_images",
     "next_images",
+    "record_file",
     "update_annotation",
     "update_category",
     "update_image",

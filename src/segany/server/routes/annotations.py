@@ -30,6 +30,7 @@ def annotation_out(annotation: Any) -> dict[str, Any]:
         "score": annotation.score,
         "source": annotation.source,
         "accepted": annotation.accepted,
+        "stale": annotation.stale,
         "author": annotation.author,
         "created_at": annotation.created_at.isoformat(),
         "updated_at": annotation.updated_at.isoformat(),

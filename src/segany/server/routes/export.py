@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import shutil
 import tempfile
 import zipfile
@@ -12,18 +12,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from segany.formats.manifest import MANIFEST_FILE, read_manifest
+from segany.formats.manifest import MANIFEST_FILE, ManifestEntry, read_manifest, write_manifest
 from segany.project.export import FORMATS, export_project
 from segany.project.storage import repository
 from segany.server.routes.common import state
 
 router = APIRouter(tags=["export"])
+log = logging.getLogger("segany.server")
+IMAGES_FOLDER = "images"  # where a zip download holds the image files
 
 
 @router.get("/export", response_class=FileResponse)
 def export(request: Request, format: str = Query("coco", pattern="^(" + "|".join(FORMATS) + ")$")):
     """A download: the COCO instances file (`coco`, `coco-polygons`), or a zip of the SA-1B
-    JSON files (`sa1b`) or PNG mask folders (`png`), each with manifest.json."""
+    JSON files (`sa1b`) or PNG mask folders (`png`), each with manifest.json and the image
+    files under images/ (the manifest's paths are relative to the download, never the
+    server's)."""
     app = state(request)
     folder = Path(tempfile.mkdtemp(prefix="segany-export-"))
     cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
@@ -43,22 +47,30 @@ def export(request: Request, format: str = Query("coco", pattern="^(" + "|".join
             filename=f"segany-{format}.json",
             background=cleanup,
         )
-    _absolute_manifest(main / MANIFEST_FILE)
+    images = _relative_manifest(main / MANIFEST_FILE)
     archive = folder / f"segany-{format}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
         for path in sorted(main.rglob("*")):
             if path.is_file():
                 zipped.write(path, path.relative_to(main).as_posix())
+        for name, source in images:
+            try:  # image files are already compressed: stored as they are
+                zipped.write(source, name, compress_type=zipfile.ZIP_STORED)
+            except OSError as error:  # a moved imported file: the rest of the export stands
+                log.warning("export: %s is not in the download (%s)", source, error)
     return FileResponse(
         archive, media_type="application/zip", filename=archive.name, background=cleanup
     )
 
 
-def _absolute_manifest(manifest: Path) -> None:
-    """Make the manifest's image paths absolute: written relative to this temporary folder,
-    they would point nowhere from the folder the download is unpacked in."""
+def _relative_manifest(manifest: Path) -> list[tuple[str, Path]]:
+    """Point the manifest's images at `images/NAME` inside the download (a server's paths
+    mean nothing on the machine that unpacks it, and tell that machine about the server);
+    returns (name in the zip, server file) for each image to add."""
     entries = read_manifest(manifest)
-    document = json.loads(manifest.read_text(encoding="utf-8"))
-    for item in document["images"]:
-        item["path"] = str(entries[item["file_name"]].path)
-    manifest.write_text(json.dumps(document, indent=0), encoding="utf-8")
+    inside = [
+        ManifestEntry(e.image_id, e.file_name, manifest.parent / IMAGES_FOLDER / e.file_name)
+        for e in entries.values()
+    ]
+    write_manifest(manifest, inside)
+    return [(f"{IMAGES_FOLDER}/{e.file_name}", e.path) for e in entries.values()]

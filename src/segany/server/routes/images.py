@@ -64,7 +64,7 @@ def get_image(request: Request, image_id: str):
 def image_file(request: Request, image_id: str):
     """The image as the API's coordinates refer to it: upright (EXIF applied)."""
     app = state(request)
-    image = app.project.image(image_id)
+    image = app.project.usable_image(image_id)
     if app.encoder is not None:  # the person opens it: encode the images after it next
         app.encoder.focus(stored(image))
     data, media_type = upright_file(Path(image.stored_path))
@@ -81,8 +81,11 @@ def patch_image(request: Request, image_id: str, patch: ImagePatch):
 
 @router.delete("/images/{image_id}", status_code=204)
 def delete_image(request: Request, image_id: str) -> Response:
-    """Remove the image and its annotations, and its uploaded file (an imported one stays)."""
-    state(request).project.delete_image(image_id)
+    """Remove the image and its annotations, its uploaded file (an imported one stays) and
+    its cached embedding."""
+    app = state(request)
+    image = app.project.delete_image(image_id)
+    app.model.forget(stored(image))  # its embedding and pixels, in memory and on disk
     return Response(status_code=204)
 
 

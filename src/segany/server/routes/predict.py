@@ -21,7 +21,7 @@ def predict(request: Request, image_id: str, body: PredictRequest):
     answer) feeds its logits back; `polygons: false` leaves the outlines out."""
     app = state(request)
     check_prompt_count(body.points, body.box, app.settings.limits.points)
-    image = app.project.image(image_id)
+    image = app.project.usable_image(image_id)
     check_on_image(body.points, body.box, image.width, image.height)
     masks, token, cached = app.model.predict(
         stored(image),
@@ -39,7 +39,7 @@ def proposals(request: Request, image_id: str):
     """Automatic masks for the image (the model's automatic-mask defaults), as suggestions:
     near-duplicates and masks the accepted annotations already cover are left out."""
     app = state(request)
-    image = app.project.image(image_id)
+    image = app.project.usable_image(image_id)
     with app.project.db.session() as session:
         existing = [a.rle for a in repository.list_annotations(session, image_id) if a.accepted]
     return {"masks": app.model.proposals(stored(image), existing)}
