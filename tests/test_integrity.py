@@ -74,9 +74,11 @@ def test_the_migration_merges_duplicate_images_into_the_first(db_url):
     annotations = sa.table("annotations", *(sa.column(c) for c in annotation_columns))
     now = sa.func.current_timestamp()
     with database.engine.begin() as connection:
-        for position, (image_id, sha, reviewed) in enumerate(
-            [("second", SHA, True), ("first", SHA, False), ("other", "cd" * 32, False)]
-        ):
+        for image_id, sha, reviewed in [
+            ("second", SHA, True),
+            ("first", SHA, False),
+            ("other", "cd" * 32, False),
+        ]:
             connection.execute(
                 images.insert().values(
                     id=image_id, file_name=f"{image_id}.png", stored_path=f"/x/{image_id}.png",
