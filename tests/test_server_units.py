@@ -6,13 +6,17 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from segany.server.pre_encoding import PreEncoder
 from segany.server.inference import StoredImage
+from segany.server.pre_encoding import PreEncoder
 
 
 class FakeService:
-    """Records the order in which embeddings are asked for; image "bad" fails."""
+    """Records the order in which embeddings are asked for; image "bad" fails. Its cache keeps
+    everything (no bound)."""
+
+    cache = SimpleNamespace(max_bytes=None)
 
     def __init__(self) -> None:
         self.done: list[str] = []
@@ -24,11 +28,12 @@ class FakeService:
     def is_encoded(self, image: StoredImage) -> bool:
         return image.sha256 in self.done
 
-    def embedding(self, image: StoredImage) -> None:
+    def embedding(self, image: StoredImage) -> tuple[SimpleNamespace, bool]:
         if image.sha256 == "bad":
             raise OSError("vanished")
         with self.lock:
             self.done.append(image.sha256)
+        return SimpleNamespace(nbytes=64), False
 
 
 def images(*names: str) -> list[StoredImage]:
