@@ -6,7 +6,6 @@ when the picture changed size; 410 naming the image when the file is gone)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -23,45 +22,25 @@ from segany.project.storage import repository
 from segany.project.storage.database import create_database
 from segany.project.storage.migrate import upgrade
 from segany.project.workspace import Project
-from segany.server.app import create_app
-from segany.server.settings import ServerSettings
-from server_helpers import LOCAL_URL, scene_png
+from server_helpers import scene_png
+from test_server_api import db_url, serve  # noqa: F401  (fixtures)
 
 SHA = "ab" * 32
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'project.db'}"
-    return request.getfixturevalue("postgres_server").new_database()
-
-
 @pytest.fixture
-def project(db_url, tmp_path):
+def project(db_url, tmp_path):  # noqa: F811
+    """The project of the test's data dir and database (as `serve`'s app opens it)."""
     project = Project.open(ProjectConfig(tmp_path / "data", db_url))
     yield project
     project.close()
 
 
-@pytest.fixture
-def serve(db_url, tmp_path):
-    """serve(**settings) -> a started app's TestClient on this test's database."""
-    with contextlib.ExitStack() as stack:
-
-        def make(**settings) -> TestClient:
-            settings.setdefault("pre_encode", False)
-            app = create_app(ServerSettings(data_dir=tmp_path / "data", db_url=db_url, **settings))
-            return stack.enter_context(TestClient(app, base_url=LOCAL_URL))
-
-        yield make
-
-
 # ---- the unique content hash ------------------------------------------------------------------
 
 
-def test_the_migration_merges_duplicate_images_into_the_first(db_url):
-    database = create_database(db_url)
+def test_the_migration_merges_duplicate_images_into_the_first(db_url, tmp_path):  # noqa: F811
+    database = create_database(db_url or f"sqlite:///{tmp_path / 'project.db'}")
     upgrade(database, "0001")  # a project made before the hash was unique
     images = sa.table(
         "images",
@@ -171,7 +150,7 @@ def _touch_later(path: Path) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):
+def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):  # noqa: F811
     root = tmp_path / "import"
     root.mkdir()
     picture = root / "p.png"
@@ -206,7 +185,7 @@ def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):
     assert patched.status_code == 200 and patched.json()["stale"] is False
 
 
-def test_a_moved_imported_file_is_410_naming_the_image(serve, tmp_path):
+def test_a_moved_imported_file_is_410_naming_the_image(serve, tmp_path):  # noqa: F811
     root = tmp_path / "import"
     root.mkdir()
     (root / "gone.png").write_bytes(scene_png(7))
