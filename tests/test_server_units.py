@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from segany.compute_thread import Priority
 from segany.server.inference import StoredImage
 from segany.server.pre_encoding import PreEncoder
 
@@ -28,7 +29,8 @@ class FakeService:
     def is_encoded(self, image: StoredImage) -> bool:
         return image.sha256 in self.done
 
-    def embedding(self, image: StoredImage) -> tuple[SimpleNamespace, bool]:
+    def embedding(self, image: StoredImage, priority: Priority) -> tuple[SimpleNamespace, bool]:
+        assert priority == Priority.BACKGROUND  # pre-encoding never delays a click
         if image.sha256 == "bad":
             raise OSError("vanished")
         with self.lock:
@@ -76,7 +78,7 @@ def test_suggestions_drop_near_duplicates_and_what_is_annotated():
     import numpy as np
 
     from segany.formats.segmentation import to_coco_rle
-    from segany.server.inference import distinct_masks
+    from segany.server.suggestions import distinct_masks
 
     def box(y0, y1, x0, x1):
         mask = np.zeros((40, 40), bool)

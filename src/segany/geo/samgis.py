@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from segany.cache import CachedEmbedding, EmbeddingCache, PixelCache, encode, image_key, restore
-from segany.compute_thread import ComputeThread
+from segany.compute_thread import ComputeThread, Priority
 from segany.geo.errors import ExtentError
 from segany.geo.projection import WEB_MERCATOR, check_lnglat, check_zoom
 from segany.geo.raster import Extent, ExtentGrid, extent_grid, extent_image
@@ -144,7 +144,8 @@ class SamgisService:
 
     cache: the shared embedding cache; an extent's embedding is keyed by (tile URL template,
         zoom, pixel grid, model name, weights_id). compute: the thread every forward pass
-        runs on, in turn (the server's; `segany.compute_thread`). tile_url: a URL template
+        runs on, in turn (the server's; `segany.compute_thread`), where the map's work
+        queues at `Priority.JOB`, after the annotator's clicks. tile_url: a URL template
         that replaces every source (`segany serve --tile-url`). allow_templates: whether a
         request's source_type may be a URL template (off for the server: a client must not
         make it fetch any URL).
@@ -185,8 +186,8 @@ class SamgisService:
             pixels = self.pixels.get_or_load(
                 self._key(source, grid), lambda: extent_image(grid, source, self.fetcher)
             )
-        predictions = self.compute.run(
-            self._decode, predictor, embedding, pixels, grid, request.prompt
+        predictions = self.compute.run_at(
+            Priority.JOB, self._decode, predictor, embedding, pixels, grid, request.prompt
         )
         features = []
         for mask, score, ids in predictions:
@@ -221,7 +222,7 @@ class SamgisService:
         def compute() -> CachedEmbedding:
             image = extent_image(grid, source, self.fetcher)  # (H, W, 3) uint8
             self.pixels.put(key, image)
-            return self.compute.run(encode, SamPredictor(self.model), image)
+            return self.compute.run_at(Priority.JOB, encode, SamPredictor(self.model), image)
 
         return self.cache.get_or_compute(key, compute)
 

@@ -9,6 +9,7 @@ of a large raster: a window wider than `context` pixels (prompts far apart) is r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,7 @@ def segment_geotiff(
     predictor: SamPredictor,
     prompts: GeoPrompts,
     context: int = DEFAULT_CONTEXT,
+    run_model: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> GeoMask:
     """The best mask for `prompts` (the click rule's first, `segany.interactive.predict_edit`:
     the highest predicted IoU of the 3 multimask outputs for one point or a box, else the
@@ -107,7 +109,10 @@ def segment_geotiff(
     around the prompts (the raster when it is smaller). Prompts spread wider get a wider window,
     read decimated to `context` pixels a side. Nodata pixels are never in the mask.
     `PromptError` for a prompt off the raster, a foreground point on nodata, or a window whose
-    read would decode more than the raster's `max_pixels` (checked before reading)."""
+    read would decode more than the raster's `max_pixels` (checked before reading).
+    run_model: runs the model's part (a zero-argument callable: encoder and decoder) and returns
+    its result, e.g. on the server's compute thread, while the raster is read here; default:
+    here too."""
     points, box = prompts_to_pixels(raster, prompts)
     corners = [p for p in (points, None if box is None else box.reshape(2, 2)) if p is not None]
     col_off, row_off, width, height = pixel_window(
@@ -133,9 +138,14 @@ def segment_geotiff(
                 )
     if box is not None:
         box = (box - np.tile(offset, 2)) / np.tile(scale, 2)  # (4,) xyxy read pixels
-    predictor.set_image(rgb)
-    masks, scores, _ = predict_edit(predictor, points, labels, box)  # the app's click rule
-    predictor.reset_image()
+
+    def model_part() -> tuple[np.ndarray, np.ndarray]:
+        predictor.set_image(rgb)
+        masks, scores, _ = predict_edit(predictor, points, labels, box)  # the app's click rule
+        predictor.reset_image()
+        return masks, scores
+
+    masks, scores = model_part() if run_model is None else run_model(model_part)
     transform = raster.window_transform(window, (out_h, out_w))
     return GeoMask(masks[0] & valid, window, transform, float(scores[0]))
 

@@ -11,7 +11,9 @@ time and memory do not scale with every candidate's full-resolution mask.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +44,10 @@ UPSCALE_CHUNK_BYTES = 64 * 2**20
 # (each prompt carries several MB of image-sized activations), so a batch of
 # `points_per_batch` prompts is decoded a few at a time; results are identical.
 DECODER_MICRO_BATCH = 4
+
+T = TypeVar("T")
+# `run_step(step) -> step()`, wherever and whenever the caller runs it (see `generate`).
+StepRunner = Callable[[Callable[[], T]], T]
 
 
 class AutomaticMaskGenerator:
@@ -98,12 +104,52 @@ class AutomaticMaskGenerator:
         self.predictor = SamPredictor(model)
 
     @torch.inference_mode()
-    def generate(self, image: Any) -> list[dict[str, Any]]:
+    def generate(self, image: Any, run_step: StepRunner | None = None) -> list[dict[str, Any]]:
         """Masks of an (H, W, 3) uint8 RGB array or PIL image, as a list of records with keys
         segmentation, area, bbox (XYWH), predicted_iou, point_coords, stability_score and
-        crop_box (XYWH)."""
+        crop_box (XYWH).
+
+        run_step: how each step of the work runs: `run_step(step)` calls the zero-argument
+        `step` and returns its result (default: here, at once). Every tensor operation
+        happens inside a step; there are `step_count(H, W)` of them, run one after another:
+        per crop one encoder pass, one per point batch and one that merges the crop's masks,
+        then one that merges the crops and writes the records. A server runs them on its
+        compute thread between other work, and stops a cancelled job by raising from
+        `run_step` (the error reaches the caller; the generator stays usable).
+        """
+        run = _Steps(run_step)
         image = as_rgb_array(image)
-        candidates = self.generate_candidates(image)
+        parts = self._crops(image, run)
+        return run(self._finish, parts)
+
+    def step_count(self, height: int, width: int) -> int:
+        """How many steps `generate` runs (`run_step` calls) for an image of (height, width)."""
+        cfg = self.config
+        _, layer_idxs = generate_crop_boxes(
+            (height, width), cfg.crop_n_layers, cfg.crop_overlap_ratio
+        )
+        batches = [-(-len(self.point_grids[layer]) // cfg.points_per_batch) for layer in layer_idxs]
+        return sum(2 + n for n in batches) + 1
+
+    @torch.inference_mode()
+    def generate_candidates(self, image: np.ndarray) -> MaskCandidates:
+        """All crops' masks after filtering and NMS, before small-region cleanup."""
+        return self._merge_crops(self._crops(image, _Steps(None)))
+
+    def _crops(self, image: np.ndarray, run: _Steps) -> list[MaskCandidates]:
+        """Each crop's masks (filtered, NMS within the crop) in the original image frame."""
+        cfg = self.config
+        crop_boxes, layer_idxs = generate_crop_boxes(
+            image.shape[:2], cfg.crop_n_layers, cfg.crop_overlap_ratio
+        )
+        return [
+            self._process_crop(image, box, layer, run)
+            for box, layer in zip(crop_boxes, layer_idxs, strict=True)
+        ]
+
+    def _finish(self, parts: list[MaskCandidates]) -> list[dict[str, Any]]:
+        """One step: the crops merged, small regions cleaned up, the records."""
+        candidates = self._merge_crops(parts)
         if self.config.min_mask_region_area > 0:
             candidates = remove_small_regions_from_candidates(
                 candidates,
@@ -112,57 +158,53 @@ class AutomaticMaskGenerator:
             )
         return to_records(candidates, self.config.output_mode)
 
-    @torch.inference_mode()
-    def generate_candidates(self, image: np.ndarray) -> MaskCandidates:
-        """All crops' masks after filtering and NMS, before small-region cleanup."""
-        cfg = self.config
-        orig_size = image.shape[:2]
-        crop_boxes, layer_idxs = generate_crop_boxes(
-            orig_size, cfg.crop_n_layers, cfg.crop_overlap_ratio
-        )
-        parts = [
-            self._process_crop(image, box, layer, orig_size)
-            for box, layer in zip(crop_boxes, layer_idxs, strict=True)
-        ]
+    def _merge_crops(self, parts: list[MaskCandidates]) -> MaskCandidates:
         candidates = MaskCandidates.cat(parts)
-        if len(crop_boxes) > 1 and len(candidates):
+        if len(parts) > 1 and len(candidates):
             # Between crops, prefer masks from smaller crops.
             scores = 1 / box_area(candidates.crop_boxes)  # float32, as the reference
             keep = batched_nms(
                 candidates.boxes.float(),
                 scores,
                 torch.zeros(len(candidates), dtype=torch.int64),
-                cfg.crop_nms_thresh,
+                self.config.crop_nms_thresh,
             )
             candidates = candidates.filter(keep)
         return candidates
 
     def _process_crop(
-        self,
-        image: np.ndarray,
-        crop_box: list[int],
-        layer: int,
-        orig_size: tuple[int, int],
+        self, image: np.ndarray, crop_box: list[int], layer: int, run: _Steps
     ) -> MaskCandidates:
         x0, y0, x1, y1 = crop_box
         crop = image[y0:y1, x0:x1]
-        self.predictor.set_image(crop)
         crop_h, crop_w = crop.shape[:2]
         points = self.point_grids[layer] * np.array([[crop_w, crop_h]])
-        covered = (
-            torch.zeros((crop_h, crop_w), dtype=torch.bool)
-            if self.config.skip_covered_points
-            else None
-        )
-        parts = []
-        for start in range(0, len(points), self.config.points_per_batch):
-            batch = points[start : start + self.config.points_per_batch]
-            if covered is not None:
-                batch = _uncovered(batch, covered)
-                if len(batch) == 0:
-                    continue
-            parts.append(self._process_batch(batch, crop_box, orig_size, covered))
-        self.predictor.reset_image()
+        try:
+            covered = run(self._start_crop, crop)
+            parts = [
+                run(
+                    self._process_batch,
+                    points[start : start + self.config.points_per_batch],
+                    crop_box,
+                    image.shape[:2],
+                    covered,
+                )
+                for start in range(0, len(points), self.config.points_per_batch)
+            ]
+        finally:
+            self.predictor.reset_image()
+        return run(self._end_crop, parts, crop_box)
+
+    def _start_crop(self, crop: np.ndarray) -> torch.Tensor | None:
+        """One step: the crop's encoder pass; the (h, w) mask of covered pixels when
+        `skip_covered_points` (else None)."""
+        self.predictor.set_image(crop)
+        if not self.config.skip_covered_points:
+            return None
+        return torch.zeros(crop.shape[:2], dtype=torch.bool)
+
+    def _end_crop(self, parts: list[MaskCandidates], crop_box: list[int]) -> MaskCandidates:
+        """One step: NMS among the crop's masks, their boxes and points into the image frame."""
         candidates = MaskCandidates.cat(parts)
         if len(candidates):
             keep = batched_nms(
@@ -186,9 +228,15 @@ class AutomaticMaskGenerator:
         orig_size: tuple[int, int],
         covered: torch.Tensor | None,
     ) -> MaskCandidates:
-        """points: (B, 2) xy in the crop frame. Returns candidates in the crop frame, with
-        RLEs already in the original image frame."""
+        """One step: a batch of prompts. points: (B, 2) xy in the crop frame; covered: the
+        crop's (h, w) covered pixels (`skip_covered_points`: their points are not prompted;
+        updated here) or None. Returns candidates in the crop frame, with RLEs already in the
+        original image frame."""
         cfg = self.config
+        if covered is not None:
+            points = _uncovered(points, covered)
+            if len(points) == 0:
+                return MaskCandidates()
         predictor = self.predictor
         model = predictor.model
         long_side = model.image_size
@@ -259,6 +307,24 @@ class AutomaticMaskGenerator:
             points=point_of[index],
             crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
         )
+
+
+class _Steps:
+    """`generate`'s steps through the caller's `run_step`, each in inference mode on whatever
+    thread runs it (`torch.inference_mode` holds for the thread that enters it)."""
+
+    def __init__(self, run_step: StepRunner | None) -> None:
+        self.run_step = run_step
+
+    def __call__(self, function: Callable[..., T], *args: Any) -> T:
+        if self.run_step is None:
+            return function(*args)
+        return self.run_step(functools.partial(_in_inference_mode, function, *args))
+
+
+def _in_inference_mode(function: Callable[..., T], *args: Any) -> T:
+    with torch.inference_mode():
+        return function(*args)
 
 
 def _uncovered(points: np.ndarray, covered: torch.Tensor) -> np.ndarray:

@@ -31,6 +31,7 @@ from segany.errors import (
 from segany.project.image_files import TooLargeError
 from segany.project.workspace import Project
 from segany.server.auth import TokenGuard
+from segany.server.auto_jobs import AutoJobs, JobLimitError
 from segany.server.body_limits import BodyLimitGuard
 from segany.server.geo_service import make_geo_service
 from segany.server.inference import ModelService
@@ -45,6 +46,7 @@ _STATUS = (
     (GoneError, 410),  # before NotFoundError, its parent
     (NotFoundError, 404),
     (ConflictError, 409),
+    (JobLimitError, 429),
     (TooLargeError, 413),
     (InvalidValueError, 422),
     (PromptError, 422),
@@ -64,6 +66,7 @@ class AppState:
     model: ModelService
     encoder: PreEncoder | None
     samgis: Any = None  # segany.geo.samgis.SamgisService; None without the geo extra
+    auto_jobs: AutoJobs | None = None  # /auto's jobs in this worker
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -71,6 +74,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     pre-encoding (unless `settings.pre_encode` is off) for the app's lifetime."""
     from segany.server.routes import (
         annotations,
+        auto,
         categories,
         export,
         geo,
@@ -89,10 +93,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             encoder = PreEncoder(model, project.stored_images)
             encoder.start()
         samgis = make_geo_service(settings, model)
-        app.state.segany = AppState(settings, project, model, encoder, samgis)
+        auto_jobs = AutoJobs(settings.data_dir / "auto-jobs")
+        app.state.segany = AppState(settings, project, model, encoder, samgis, auto_jobs)
         try:
             yield
         finally:
+            auto_jobs.close()
             if encoder is not None:
                 encoder.stop()
             model.close()
@@ -106,7 +112,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     # The token guards every route but the pages, the static files and /health (auth.py).
     app.include_router(system.router)
-    for module in (images, predict, annotations, categories, export):
+    for module in (images, predict, auto, annotations, categories, export):
         app.include_router(module.router, prefix="/api")
     app.include_router(system.api_router, prefix="/api")
     app.include_router(geo.router)  # /infer_samgis, /api/geo/source, /map

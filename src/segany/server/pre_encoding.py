@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from segany.compute_thread import Priority
 from segany.server.inference import ModelService, StoredImage
 
 log = logging.getLogger("segany.server")
@@ -77,7 +78,7 @@ class PreEncoder:
                 if self.service.is_encoded(image):
                     continue
                 try:
-                    embedding, _ = self.service.embedding(image)
+                    embedding, _ = self.service.embedding(image, Priority.BACKGROUND)
                     self._embedding_bytes = embedding.nbytes
                     did_work = True
                     if self._wake.is_set():  # a new focus or upload: re-plan the order

@@ -15,6 +15,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from segany.compute_thread import Priority
 from segany.errors import PromptError
 from segany.server.prompt_fields import Box, Points, check_prompt_count
 from segany.server.routes.common import state
@@ -88,7 +89,15 @@ def _segment(app: Any, data: bytes, name: str, body: GeoSegmentPrompts) -> dict[
     limit = app.settings.limits.image_pixels
     with GeoRaster.from_bytes(data, name, body.bands, body.stretch, limit) as raster:
         predictor = SamPredictor(app.model.model)
-        # On the server's compute thread, in turn with every other forward pass.
-        found = app.model.compute.run(segment_geotiff, raster, predictor, prompts, body.context)
+        # The raster is read here; the model's part runs as one slice on the compute thread,
+        # after the clicks waiting there (Priority.JOB).
+        compute = app.model.compute
+        found = segment_geotiff(
+            raster,
+            predictor,
+            prompts,
+            body.context,
+            run_model=lambda model_part: compute.run_at(Priority.JOB, model_part),
+        )
         features = mask_to_features(found.mask, found.transform, raster.crs, {"score": found.score})
     return feature_collection(features)

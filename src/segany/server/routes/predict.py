@@ -1,14 +1,13 @@
-"""Prompts to masks (the assisted-manual stage) and automatic proposals (semi-automatic)."""
+"""Prompts to masks (the assisted-manual stage); automatic proposals are in routes/auto.py."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from segany.project.storage import repository
 from segany.project.workspace import stored
 from segany.server.prompt_fields import check_on_image, check_prompt_count
 from segany.server.routes.common import state
-from segany.server.schemas import PredictRequest, PredictResponse, ProposalsResponse
+from segany.server.schemas import PredictRequest, PredictResponse
 
 router = APIRouter(tags=["predict"])
 
@@ -32,14 +31,3 @@ def predict(request: Request, image_id: str, body: PredictRequest):
         body.polygons,
     )
     return {"masks": masks, "previous": token, "cached": cached}
-
-
-@router.post("/images/{image_id}/auto", response_model=ProposalsResponse)
-def proposals(request: Request, image_id: str):
-    """Automatic masks for the image (the model's automatic-mask defaults), as suggestions:
-    near-duplicates and masks the accepted annotations already cover are left out."""
-    app = state(request)
-    image = app.project.usable_image(image_id)
-    with app.project.db.session() as session:
-        existing = [a.rle for a in repository.list_annotations(session, image_id) if a.accepted]
-    return {"masks": app.model.proposals(stored(image), existing)}
