@@ -333,6 +333,27 @@ def test_the_pages_and_health_need_no_token_and_everything_else_does(serve):
         refused(client.get(re.sub(r"\{[^}]+\}", "1", path)), 401)  # {image_id} -> 1
 
 
+def test_the_api_description_names_the_token_for_docs(serve):
+    schema = serve(token=TOKEN).get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert schema["paths"]["/api/images"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/health"]["get"]
+
+
+def test_the_start_up_line_says_who_may_reach_the_server(tmp_path):
+    from segany.cli.serve import access_line
+
+    line = access_line(ServerSettings(data_dir=tmp_path))
+    assert "no token" in line and "localhost" in line and "cross-origin pages allowed: none" in line
+    settings = ServerSettings(
+        data_dir=tmp_path, host="0.0.0.0", token=TOKEN, allowed_hosts=("gpu.lab",),
+        cors_origins=("https://app.example.org",),
+    )  # fmt: skip
+    line = access_line(settings)
+    assert "the token on every API request" in line and "gpu.lab" in line
+    assert "0.0.0.0" not in line and "https://app.example.org" in line
+
+
 def test_the_token_is_checked_before_the_body_is_read():
     guard = TokenGuard(reading_app, TOKEN)
     chunks = [b"x" * MiB] * 3

@@ -30,7 +30,7 @@ from segany.errors import (
 )
 from segany.project.image_files import TooLargeError
 from segany.project.workspace import Project
-from segany.server.auth import TokenGuard
+from segany.server.auth import TokenGuard, document_token
 from segany.server.auto_jobs import AutoJobs, JobLimitError
 from segany.server.body_limits import BodyLimitGuard
 from segany.server.geo_service import make_geo_service
@@ -149,6 +149,8 @@ def _add_guards(app: FastAPI, settings: ServerSettings) -> None:
         upload_routes=UPLOAD_ROUTES,
     )
     app.add_middleware(TokenGuard, token=settings.token)
+    if settings.token:
+        document_token(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from typing import Any
 
 from fastapi import Header, HTTPException
 
@@ -69,6 +70,25 @@ class TokenGuard:
             )
             return
         await self.app(scope, receive, send)
+
+
+def document_token(app: Any) -> None:
+    """Describe the token in `app`'s OpenAPI schema (a bearer scheme on every operation that
+    needs it), so that /docs can send it; the check itself is `TokenGuard`'s."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+            for path, operations in schema.get("paths", {}).items():
+                if needs_token(path):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def current_user(x_segany_user: str | None = Header(default=None)) -> str:
