@@ -640,3 +640,30 @@ def test_an_expired_previous_token_is_retried_without_it(page):
     wait_masks(page, 2)
     assert len(refused) == 1 and refused[0].endswith(".1")
     assert page.get_by_test_id("message-error").count() == 0
+
+
+def test_auto_shows_its_progress_and_cancel_stops_the_servers_job(page, request):
+    """Auto runs as a job: the button counts its slices ("Auto 3/70…") and Cancel stops it on
+    the server too."""
+    page.get_by_test_id("auto-button").click()
+    cancel = page.get_by_test_id("auto-cancel")
+    cancel.wait_for(state="visible")
+    page.wait_for_function(
+        "() => /^Auto \\d+\\/\\d+…$/.test("
+        "document.querySelector('[data-testid=auto-button]').textContent.trim())",
+        timeout=120_000,
+    )
+    screenshot(page, "auto-progress")
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        cancel.click()
+    job_id = deleted.value.url.rsplit("/", 1)[1]
+    wait_state(page, "!s.autoRunning && s.suggestions === 0")
+    cancel.wait_for(state="hidden")
+    assert page.get_by_test_id("auto-button").inner_text().strip() == "Auto"
+    base = request.getfixturevalue("server")
+    for _ in range(600):  # the server stops the job before its next slice
+        job = json.loads(urllib.request.urlopen(f"{base}/api/auto/jobs/{job_id}").read())
+        if job["state"] != "running":
+            break
+        page.wait_for_timeout(100)
+    assert job["state"] == "cancelled" and job["done_steps"] < job["total_steps"]

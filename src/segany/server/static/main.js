@@ -151,7 +151,8 @@ function updateToolbar() {
   $("clear-button").disabled = annotator.history.empty;
   $("accept-button").disabled = !mask;
   $("auto-button").disabled = !imageLoaded || suggestions.running;
-  $("auto-button").textContent = suggestions.running ? "Auto…" : "Auto";
+  $("auto-button").textContent = suggestions.running ? `Auto ${suggestions.progress}…` : "Auto";
+  $("auto-cancel").hidden = !suggestions.running;
   updateStatus();
 }
 
@@ -211,6 +212,7 @@ for (const bar of document.querySelectorAll(".toolbar, .topbar, .suggestions")) 
   });
 }
 $("auto-button").addEventListener("click", () => suggestions.run().catch(ignoreReported));
+$("auto-cancel").addEventListener("click", () => suggestions.cancel().catch(ignoreReported));
 $("undo-button").addEventListener("click", () => annotator.undo());
 $("redo-button").addEventListener("click", () => annotator.redo());
 $("clear-button").addEventListener("click", () => annotator.clear());

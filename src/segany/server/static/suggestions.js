@@ -1,13 +1,15 @@
-// Semi-automatic mode (SAM's data engine, second stage): the model proposes masks
-// (POST /api/images/{id}/auto), they are drawn hatched as suggestions, and the person accepts
+// Semi-automatic mode (SAM's data engine, second stage): the model proposes masks (a job:
+// POST /api/images/{id}/auto/jobs, then GET /api/auto/jobs/{job} shows its progress until the
+// masks come; DELETE cancels it), they are drawn hatched as suggestions, and the person accepts
 // or rejects them one by one or all at once; accepted ones become "semi-auto" annotations.
 // What the model missed is then added with clicks, as in the manual stage.
 
-import { ignoreReported } from "./api.js";
+import { ApiError, ignoreReported } from "./api.js";
 import { renderMasks } from "./masklayer.js";
 
 const SUGGESTION_COLOR = "#ff2fb9"; // not a palette colour: suggestions never look accepted
 const FOCUS_COLOR = "#ffe135";
+const POLL_MS = 400; // how often a running Auto job is asked for its progress
 
 export class SuggestionPanel {
   /**
@@ -29,6 +31,7 @@ export class SuggestionPanel {
     this.overlay = null;
     this.focusOverlay = null;
     this.running = false;
+    this.job = null; // the running Auto job's {id, done_steps, total_steps}
     this.ticket = 0;
     root.querySelector("[data-testid=accept-all]").addEventListener("click", () => {
       this.acceptAll().catch(ignoreReported);
@@ -38,6 +41,7 @@ export class SuggestionPanel {
 
   /** Forget the suggestions (another image, or reject all). */
   reset(image) {
+    this.cancel(true).catch(() => {}); // nobody waits for the old image's proposals any more
     this.ticket += 1;
     this.image = image;
     this.running = false;
@@ -50,7 +54,7 @@ export class SuggestionPanel {
     this.refresh();
   }
 
-  /** Ask the server for proposals on the current image. */
+  /** Ask the server for proposals on the current image: start a job, follow its progress. */
   async run() {
     if (!this.image || this.running) return;
     const ticket = ++this.ticket;
@@ -58,16 +62,54 @@ export class SuggestionPanel {
     this.running = true;
     this.onChange();
     try {
-      const answer = await this.api.request("POST", `/api/images/${image.id}/auto`);
-      if (ticket !== this.ticket) return;
-      this.masks = answer.masks.map((mask, index) => ({ ...mask, key: index + 1 }));
+      let job = await this.api.post(`/api/images/${image.id}/auto/jobs`);
+      while (job.state === "queued" || job.state === "running") {
+        if (ticket !== this.ticket) return;
+        this.job = job;
+        this.showRunning();
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        job = await this.api.get(`/api/auto/jobs/${job.id}`);
+      }
+      if (ticket !== this.ticket || job.state === "cancelled") return;
+      if (job.state === "failed") {
+        throw this.api.surface(new ApiError(`Auto failed: ${job.error}`, 500));
+      }
+      this.masks = job.masks.map((mask, index) => ({ ...mask, key: index + 1 }));
       this.focused = this.masks.length ? 0 : -1;
     } finally {
       if (ticket === this.ticket) {
         this.running = false;
+        this.job = null;
         this.refresh();
       }
     }
+  }
+
+  /** Stop the running Auto job (the server stops it at its next slice); `quiet`: a failure
+   * is not shown. */
+  async cancel(quiet = false) {
+    const job = this.job;
+    if (!job) return;
+    this.job = null;
+    this.ticket += 1;
+    this.running = false;
+    this.refresh();
+    await this.api.request("DELETE", `/api/auto/jobs/${job.id}`, { quiet });
+  }
+
+  /** The panel while a job runs: shown, its summary with the progress (the rows stay). */
+  showRunning() {
+    this.root.hidden = false;
+    this.root.classList.add("running");
+    this.root.querySelector(".summary").textContent = `finding proposals… ${this.progress}`;
+    this.onChange();
+  }
+
+  /** "12/40" while a job runs (slices done of all), else "". */
+  get progress() {
+    return this.job && this.job.total_steps
+      ? `${this.job.done_steps}/${this.job.total_steps}`
+      : "";
   }
 
   focus(index) {
@@ -141,7 +183,7 @@ export class SuggestionPanel {
     this.root.hidden = this.masks.length === 0 && !this.running;
     this.root.classList.toggle("running", this.running);
     this.root.querySelector(".summary").textContent = this.running
-      ? "finding proposals…"
+      ? `finding proposals… ${this.progress}`
       : `${this.masks.length} to review`;
     const rows = this.masks.map((mask) => {
       const row = document.createElement("li");
