@@ -1,9 +1,11 @@
 """Click latency of `segany serve` under 8 concurrent annotators, and the first click on a new
-image with and without pre-encoding.
+image with and without pre-encoding; with --mixed, the clicks' latency while Auto runs and
+new images are being pre-encoded.
 
     python benchmarks/bench_server.py [--model segany-tiny-v2 | segany-tiny | vit_b] [--seconds 60]
         [--images 8] [--no-edge-refinement] [--polygons]
         [--clients 8] [--workers 1] [--threads N] [--think 2] [--json out.json]
+        [--mixed [--auto-every 10] [--pre-encode 20]]
 
 The default model is segany's default (the built-in segany-tiny-v2).
 
@@ -18,6 +20,14 @@ the upload (a person looks before clicking), on this server and on one started w
 checkpoint written here (the speed of the official weights, without downloading them).
 Latencies are measured by the clients, on the same machine as the server: on a small machine
 they share its cores. The server runs with torch's default thread count unless `--threads`.
+
+--mixed: the same clickers, while one more client runs Auto as the annotator does (a job:
+POST /api/images/{id}/auto/jobs, then GET /api/auto/jobs/{job} every 0.4 s until done; the
+next one `--auto-every` seconds after the previous started, or when it ends if later) and
+`--pre-encode` new images, uploaded as the clicking starts, are pre-encoded. Reports the
+clicks' percentiles, the Auto runs' durations and how many new images were encoded (no
+first-click phase). `--auto-route sync` runs Auto as one POST /api/images/{id}/auto instead,
+for servers before the job API (the previous design, for comparison).
 """
 
 from __future__ import annotations
@@ -61,6 +71,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=2.0, help="seconds from upload to click")
     parser.add_argument("--encode-timeout", type=float, default=1800.0)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--mixed", action="store_true", help="click while Auto runs and images are pre-encoded"
+    )
+    parser.add_argument("--auto-every", type=float, default=10.0, help="--mixed: Auto period, s")
+    parser.add_argument(
+        "--pre-encode", type=int, default=20, help="--mixed: new images uploaded at the start"
+    )
+    parser.add_argument(
+        "--auto-route", choices=("jobs", "sync"), default="jobs", help="--mixed: how Auto is run"
+    )
     return parser.parse_args()
 
 
@@ -102,8 +122,10 @@ def wait_encoded(http: httpx.Client, start: float, timeout: float) -> float:
 def click_load(
     server: LiveServer, ids: list[str], clients: int, seconds: float, polygons: bool
 ) -> dict:
-    """`clients` threads clicking on random images of `ids` for `seconds`."""
+    """`clients` threads clicking on random images of `ids` for `seconds`; the figures, and
+    the slowest clicks (seconds into the run, milliseconds) to see when they happened."""
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (started, took) of each answered click
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
@@ -124,6 +146,7 @@ def click_load(
                 with lock:
                     if error is None:
                         latencies.append(took)
+                        timeline.append((began, took))
                     else:
                         errors.append(error)
 
@@ -135,7 +158,9 @@ def click_load(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    slowest = sorted(timeline, key=lambda item: -item[1])[:10]
     return {
+        "slowest": [(round(t - began, 2), round(1000 * took)) for t, took in slowest],
         "clicks": len(latencies),
         "errors": len(errors),
         "error_samples": errors[:5],
@@ -145,6 +170,75 @@ def click_load(
         "p99_ms": 1000 * percentile(latencies, 99),
         "mean_ms": 1000 * statistics.fmean(latencies) if latencies else float("nan"),
     }
+
+
+def auto_runs(
+    server: LiveServer, ids: list[str], every: float, route: str, stop: threading.Event
+) -> list[dict]:
+    """Auto on the images of `ids` in turn, one run at a time, a run starting `every` s after
+    the previous one started (or when it ends, if later), until `stop`: per run its seconds,
+    final state, mask count and slices (jobs route). A job still running at `stop` is
+    cancelled and reported as such."""
+    runs = []
+    with server.client(timeout=None) as http:
+        for n in range(10**9):
+            if stop.is_set():
+                break
+            began = time.perf_counter()
+            image_id = ids[n % len(ids)]
+            if route == "sync":
+                response = http.post(f"/api/images/{image_id}/auto")
+                response.raise_for_status()
+                job = {"state": "done", "masks": response.json()["masks"], "total_steps": 0}
+            else:
+                response = http.post(f"/api/images/{image_id}/auto/jobs")
+                response.raise_for_status()
+                job = response.json()
+                while job["state"] in ("queued", "running"):
+                    if stop.wait(0.4):
+                        job = http.delete(f"/api/auto/jobs/{job['id']}").json()
+                        job["state"] = "stopped"  # by the end of the run, not finished
+                        break
+                    job = http.get(f"/api/auto/jobs/{job['id']}").json()
+            runs.append(
+                {
+                    "seconds": time.perf_counter() - began,
+                    "state": job["state"],
+                    "masks": len(job.get("masks") or []),
+                    "slices": job["total_steps"],
+                    "slices_done": job.get("done_steps", 0),
+                }
+            )
+            stop.wait(max(0.0, every - (time.perf_counter() - began)))
+    return runs
+
+
+def mixed_load(server: LiveServer, ids: list[str], args: argparse.Namespace) -> dict:
+    """`click_load` while `auto_runs` runs and `args.pre_encode` new images are uploaded (and
+    so pre-encoded): the clicks' figures, the Auto runs, the new images encoded by the end."""
+    stop = threading.Event()
+    autos: list[dict] = []
+    fresh: list[str] = []
+
+    def auto() -> None:
+        autos.extend(auto_runs(server, ids, args.auto_every, args.auto_route, stop))
+
+    def uploads() -> None:
+        with server.client() as http:
+            fresh.extend(upload(http, 2000 + n) for n in range(args.pre_encode))
+
+    helpers = [threading.Thread(target=auto), threading.Thread(target=uploads)]
+    for thread in helpers:
+        thread.start()
+    load = click_load(server, ids, args.clients, args.seconds, args.polygons)
+    stop.set()
+    with server.client() as http:
+        status = http.get("/api/encoding").json()
+    for thread in helpers:
+        thread.join()
+    load["auto_runs"] = autos
+    load["pre_encoded"] = status["encoded"] - len(ids)
+    return load
 
 
 def first_clicks(server: LiveServer, seeds: range, think: float, polygons: bool) -> list[float]:
@@ -198,6 +292,9 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
             f"{args.images} images uploaded and encoded in {results['encode_all_s']:.1f} s",
             file=sys.stderr,
         )
+        if args.mixed:
+            results["load"] = mixed_load(server, ids, args)
+            return results
         results["load"] = click_load(server, ids, args.clients, args.seconds, args.polygons)
         results["first_click_pre_encoded_s"] = first_clicks(
             server, fresh, args.think, args.polygons
@@ -219,6 +316,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
 
 def report(args: argparse.Namespace, results: dict) -> str:
     load = results["load"]
+    if args.mixed:
+        return report_mixed(args, results)
     on = statistics.median(results["first_click_pre_encoded_s"])
     off = statistics.median(results["first_click_no_pre_encode_s"])
     return "\n".join(
@@ -239,6 +338,36 @@ def report(args: argparse.Namespace, results: dict) -> str:
             "|---|---:|",
             f"| pre-encoding on | {1000 * on:.0f} |",
             f"| --no-pre-encode | {1000 * off:.0f} |",
+        ]
+    )
+
+
+def report_mixed(args: argparse.Namespace, results: dict) -> str:
+    load = results["load"]
+    finished = [run["seconds"] for run in load["auto_runs"] if run["state"] == "done"]
+    states = ", ".join(f"{run['state']} {run['seconds']:.1f} s" for run in load["auto_runs"])
+    auto = (
+        f"{len(finished)} finished, median {statistics.median(finished):.1f} s"
+        if finished
+        else "none finished"
+    )
+    slices = max((run["slices"] for run in load["auto_runs"]), default=0)
+    return "\n".join(
+        [
+            f"segany serve, {args.model}, {args.workers} worker(s), {args.clients} clients "
+            f"({'RLE and polygons' if args.polygons else 'RLE'}), {args.seconds:g} s, "
+            f"{args.images} pre-encoded {WIDTH}x{HEIGHT} images; meanwhile Auto every "
+            f"{args.auto_every:g} s ({args.auto_route}) and {args.pre_encode} new images "
+            "being pre-encoded",
+            "",
+            "| clicks | errors | clicks/s | p50 ms | p95 ms | p99 ms | mean ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {load['clicks']} | {load['errors']} | {load['clicks_per_s']:.1f} "
+            f"| {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
+            f"| {load['mean_ms']:.0f} |",
+            "",
+            f"Auto: {auto}" + (f", {slices} slices each" if slices else "") + f" ({states})",
+            f"new images pre-encoded during the run: {load['pre_encoded']} of {args.pre_encode}",
         ]
     )
 

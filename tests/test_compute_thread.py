@@ -4,6 +4,7 @@ the annotation server runs all its forward passes there."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -127,7 +128,7 @@ def blocked(compute: ComputeThread) -> threading.Event:
 
 
 def test_queued_calls_run_most_urgent_first_fifo_among_equals():
-    compute = ComputeThread()
+    compute = ComputeThread(max_wait={})  # strict priorities
     order = []
     gate = blocked(compute)
     tasks = [
@@ -150,7 +151,7 @@ def test_queued_calls_run_most_urgent_first_fifo_among_equals():
 
 
 def test_a_promoted_task_runs_at_its_new_priority_once():
-    compute = ComputeThread()
+    compute = ComputeThread(max_wait={})  # strict priorities
     order = []
     gate = blocked(compute)
     encode = compute.submit(Priority.BACKGROUND, order.append, "encode")
@@ -161,6 +162,34 @@ def test_a_promoted_task_runs_at_its_new_priority_once():
     encode.result(30), auto.result(30)
     compute.close()
     assert order == ["encode", "auto"]  # and the promoted one ran once
+
+
+def test_a_call_waiting_past_its_max_wait_goes_before_more_urgent_ones():
+    compute = ComputeThread(max_wait={Priority.JOB: 0.05})
+    order = []
+    gate = blocked(compute)
+    early_click = compute.submit(Priority.CLICK, order.append, "early click")
+    slice_ = compute.submit(Priority.JOB, order.append, "auto slice")
+    background = compute.submit(Priority.BACKGROUND, order.append, "encode")
+    time.sleep(0.1)  # the slice has waited past 0.05 s; the clicks after it go after it
+    late_click = compute.submit(Priority.CLICK, order.append, "late click")
+    gate.set()
+    for task in (early_click, slice_, background, late_click):
+        task.result(30)
+    assert order == ["early click", "auto slice", "late click", "encode"]
+    # Not yet waited long enough: clicks first.
+    compute.max_wait = {Priority.JOB: 60.0}
+    order.clear()
+    gate = blocked(compute)
+    tasks = [
+        compute.submit(Priority.JOB, order.append, "auto slice"),
+        compute.submit(Priority.CLICK, order.append, "click"),
+    ]
+    gate.set()
+    for task in tasks:
+        task.result(30)
+    compute.close()
+    assert order == ["click", "auto slice"]
 
 
 def test_run_at_passes_keyword_arguments_and_raises_errors_at_any_priority():
@@ -180,7 +209,7 @@ def test_run_at_passes_keyword_arguments_and_raises_errors_at_any_priority():
 def test_a_click_waiting_for_a_background_encoding_promotes_it():
     """Pre-encoding started an image's encoding (queued BACKGROUND, behind an Auto slice); a
     click now waits for the same image: the encoding runs before the queued Auto slice."""
-    compute = ComputeThread()
+    compute = ComputeThread(max_wait={})
     work = SharedWork(compute)
     order = []
     gate = blocked(compute)
@@ -204,7 +233,7 @@ def test_a_click_waiting_for_a_background_encoding_promotes_it():
 
 
 def test_shared_work_asked_by_a_click_first_is_queued_as_a_click():
-    compute = ComputeThread()
+    compute = ComputeThread(max_wait={})
     work = SharedWork(compute)
     gate = blocked(compute)
     with work.asking("image", Priority.CLICK), work.asking("image", Priority.BACKGROUND):
@@ -243,6 +272,7 @@ def test_auto_runs_in_slices_on_the_compute_thread_and_a_click_goes_between_them
     monkeypatch.setattr(suggestions, "AUTO_POINTS_PER_BATCH", 256)  # 4 point batches
     service = ModelService(ServerSettings(data_dir=tmp_path / "data"))
     compute = service.compute
+    compute.max_wait = {}  # strict priorities: a slow machine must not make the batch overdue
     data = scene_png(0)
     (tmp_path / "scene.png").write_bytes(data)
     image = StoredImage(tmp_path / "scene.png", hashlib.sha256(data).hexdigest(), 128, 96)

@@ -16,18 +16,22 @@ the CPU).
 Why priorities. A person clicking waits for the answer; automatic masks and pre-encoding do
 not. The thread takes the most urgent queued call first (FIFO among equals), and long work is
 submitted in slices (one AMG point batch at a time), so a click waits for at most the slice
-that is running when it arrives, never for the whole job.
+that is running when it arrives, never for the whole job. So that Auto still moves on while
+people click without pause, a JOB call that has waited `DEFAULT_MAX_WAIT` goes first (the
+clicks then wait one slice more, once per such wait).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from enum import IntEnum
+from math import inf
+from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -48,6 +52,7 @@ class Task(Generic[R]):
 
     def __init__(self, priority: Priority, call: Callable[[], R]) -> None:
         self.priority = priority
+        self.queued_at = time.monotonic()
         self._call = call
         self._future: Future[R] = Future()
         self._claimed = False  # taken by the thread (or run inline); guarded by the queue lock
@@ -69,19 +74,35 @@ class Task(Generic[R]):
         self._call = None  # type: ignore[assignment]  (drop the arguments once answered)
 
 
+# A JOB call (an /auto slice) that has waited this long runs before the waiting clicks, so that
+# Auto moves on while people click without pause (one slice per wait at least); pre-encoding
+# waits for a pause. Measured with benchmarks/bench_server.py --mixed (README).
+DEFAULT_MAX_WAIT: Mapping[Priority, float] = MappingProxyType({Priority.JOB: 0.5})
+
+
 class ComputeThread:
     """Runs callables one at a time on one long-lived thread, most urgent first.
 
-    threads: torch's intra-op threads for that thread (None: torch's default). A call made
-    from the compute thread itself runs at once, whatever its priority (no deadlock when a
-    computation calls another). `close()` waits for the queued calls and ends the thread.
+    threads: torch's intra-op threads for that thread (None: torch's default). max_wait: per
+    priority, the seconds after which a waiting call takes turns with the most urgent ones
+    (by arrival: before the clicks that came after it); priorities not named wait for the
+    more urgent queues to empty.
+    A call made from the compute thread itself runs at once, whatever its priority (no
+    deadlock when a computation calls another). `close()` waits for the queued calls and ends
+    the thread.
     """
 
-    def __init__(self, name: str = "segany-compute", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "segany-compute",
+        threads: int | None = None,
+        max_wait: Mapping[Priority, float] = DEFAULT_MAX_WAIT,
+    ) -> None:
         self.threads = threads
+        self.max_wait = dict(max_wait)
         self._ident: int | None = None
-        self._queue: list[tuple[int, int, Task[Any]]] = []  # heap of (priority, order, task)
-        self._order = itertools.count()  # FIFO among calls of one priority
+        # FIFO per priority; a promoted task also stays in its old queue, skipped there.
+        self._queues: dict[Priority, deque[Task[Any]]] = {p: deque() for p in Priority}
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -96,7 +117,8 @@ class ComputeThread:
         self, priority: Priority, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """`function(*args, **kwargs)` on the compute thread after every queued call of a
-        more urgent `priority` and of the same one; its result, or its exception."""
+        more urgent `priority` (see `max_wait`) and of the same one; its result, or its
+        exception."""
         return self.submit(priority, function, *args, **kwargs).result()
 
     def submit(
@@ -111,7 +133,7 @@ class ComputeThread:
         with self._ready:
             if self._closed:
                 raise RuntimeError("the compute thread is closed")
-            heapq.heappush(self._queue, (task.priority, next(self._order), task))
+            self._queues[task.priority].append(task)
             self._ready.notify()
         return task
 
@@ -122,19 +144,15 @@ class ComputeThread:
             if task._claimed or priority >= task.priority:
                 return
             task.priority = Priority(priority)
-            # The old entry stays in the heap; it is skipped when popped (the task is claimed).
-            heapq.heappush(self._queue, (task.priority, next(self._order), task))
+            self._queues[task.priority].append(task)
 
     def queued(self) -> dict[Priority, int]:
         """How many calls wait, by priority (not counting the one running)."""
-        counts = dict.fromkeys(Priority, 0)
         with self._ready:
-            for priority, _, task in self._queue:
-                if (
-                    not task._claimed and priority == task.priority
-                ):  # not a promoted one's old entry
-                    counts[task.priority] += 1
-        return counts
+            return {
+                priority: sum(t.priority == priority and not t._claimed for t in queue)
+                for priority, queue in self._queues.items()
+            }
 
     def is_current(self) -> bool:
         """Whether the calling thread is the compute thread."""
@@ -147,6 +165,26 @@ class ComputeThread:
         if not self.is_current():
             self._thread.join()
 
+    def _next(self) -> Task[Any] | None:
+        """Under the lock: the call to run now, taken off its queue; None when all are empty."""
+        heads = {}
+        for priority, queue in self._queues.items():
+            while queue and (queue[0]._claimed or queue[0].priority != priority):
+                queue.popleft()  # run already, or promoted to a more urgent queue
+            if queue:
+                heads[priority] = queue[0]
+        if not heads:
+            return None
+        now = time.monotonic()
+        # An overdue call takes turns with the most urgent queue's first, by arrival.
+        candidates = {min(heads)} | {
+            p for p, task in heads.items() if now - task.queued_at >= self.max_wait.get(p, inf)
+        }
+        chosen = min(candidates, key=lambda p: heads[p].queued_at)
+        task = self._queues[chosen].popleft()
+        task._claimed = True
+        return task
+
     def _serve(self) -> None:
         self._ident = threading.get_ident()
         if self.threads:
@@ -155,14 +193,12 @@ class ComputeThread:
             torch.set_num_threads(self.threads)
         while True:
             with self._ready:
-                while not self._queue and not self._closed:
+                task = self._next()
+                while task is None and not self._closed:
                     self._ready.wait()
-                if not self._queue:  # closed and drained
+                    task = self._next()
+                if task is None:  # closed and drained
                     return
-                _, _, task = heapq.heappop(self._queue)
-                if task._claimed:  # the stale entry of a promoted task
-                    continue
-                task._claimed = True
             task._execute()
 
 

@@ -18,10 +18,13 @@ from segany.formats.segmentation import to_binary_mask
 from segany.project.image_files import StoredImage, read_checked
 from segany.server.inference import ModelService, mask_record
 
-# Prompts per slice. The generator's masks do not depend on it (test_amg_steps); a slice's time
-# grows with it: segany-tiny-v2 on 640 x 480 on the 2-core machine, measured with
-# benchmarks/bench_server.py --mixed (README), a batch of 16 takes ~TODO ms.
-AUTO_POINTS_PER_BATCH = 16
+# Prompts per slice on a CPU. The generator's masks do not depend on it (test_amg_steps), the
+# time a click may wait does: segany-tiny-v2 on a 640 x 480 image on the 2-core machine (busy
+# with other work), a slice of 4 prompts (one decoder call) took 130 ms (median), of 8 255 ms,
+# of 16 530 ms, of SAM's 64 2.2 s, for the same 33 s in all.
+AUTO_POINTS_PER_BATCH = 4
+# On a GPU a batch of SAM's default 64 takes milliseconds.
+GPU_POINTS_PER_BATCH = 64
 # A suggestion overlapping a better one (or an accepted annotation) more than this is dropped.
 SUGGESTION_OVERLAP = 0.5
 
@@ -44,8 +47,11 @@ def propose(
     pixels = read_checked(image)  # (H, W, 3) uint8, upright
     # One generator per run: it holds its image's embedding between slices, and two runs may
     # take turns on the compute thread.
+    on_cpu = service.model.device.type == "cpu"
     generator = AutomaticMaskGenerator(
-        service.model, output_mode="coco_rle", points_per_batch=AUTO_POINTS_PER_BATCH
+        service.model,
+        output_mode="coco_rle",
+        points_per_batch=AUTO_POINTS_PER_BATCH if on_cpu else GPU_POINTS_PER_BATCH,
     )
     total = generator.step_count(*pixels.shape[:2])
     done = 0
