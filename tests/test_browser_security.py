@@ -29,7 +29,6 @@ pytestmark = pytest.mark.browser
 # Every attack runs, whatever the ones before it did; each records what the page could see.
 HOSTILE_PAGE = """<!doctype html>
 <title>a page on some website</title>
-<iframe name="sink"></iframe>
 <script>
 const API = %(api)s;
 const IMAGE = %(image)s;
@@ -55,7 +54,11 @@ function loads(tag, url) {
 function submitForm(action, enctype, fields, file) {
   return new Promise((resolve) => {
     const form = document.createElement("form");
-    form.method = "POST"; form.action = API + action; form.enctype = enctype; form.target = "sink";
+    const frame = document.createElement("iframe");  // one frame per form: its own load event
+    frame.name = "sink" + document.forms.length;
+    document.body.appendChild(frame);
+    form.method = "POST"; form.action = API + action; form.enctype = enctype;
+    form.target = frame.name;
     for (const [name, value] of Object.entries(fields)) {
       const input = document.createElement("input");
       input.name = name; input.value = value; form.appendChild(input);
@@ -69,7 +72,6 @@ function submitForm(action, enctype, fields, file) {
       form.appendChild(input);
     }
     document.body.appendChild(form);
-    const frame = document.querySelector("iframe");
     frame.onload = () => {
       let seen = "unreadable";
       try { seen = frame.contentDocument ? frame.contentDocument.body.innerText : "unreadable"; }
