@@ -558,6 +558,7 @@ def test_a_400_mb_body_is_refused_before_64_mb_are_sent(live):
     )
     sent, status = send_until_answered(port, head, total, chunked=True)
     assert status in (413, None) and sent < 32 * MiB, (sent, status)
+    print(f"token, chunked JSON body: {status} after {sent / MiB:.1f} MiB sent")
     with live.client(headers=AUTH) as http:
         assert http.get("/api/images").json()["total"] == 0  # nothing stored
         assert http.get("/health").status_code == 200  # and the server serves on
