@@ -343,11 +343,11 @@ def test_pre_encoding_stops_when_the_images_ahead_fill_half_the_cache(tiny_servi
     encoded = []
     embedding = service.embedding
 
-    def counted(image):
+    def counted(image, *priority):
         encoded.append(images.index(image))
         if len(encoded) >= 40:  # the old rule encodes, evicts and re-encodes for ever
             encoder._stop.set()
-        return embedding(image)
+        return embedding(image, *priority)
 
     service.embedding = counted
     encoder._wake.wait = lambda timeout=None: encoder._stop.set()  # idle: the test is over

@@ -21,8 +21,7 @@ from pycocotools import mask as mask_utils
 from sqlalchemy import CheckConstraint, func, inspect, select
 
 from postgres import postgres_server  # noqa: F401  (fixture)
-from segany.errors import ConfigError
-from segany.errors import ConflictError, InvalidValueError, NotFoundError
+from segany.errors import ConfigError, ConflictError, InvalidValueError, NotFoundError
 from segany.project.storage import (
     Annotation,
     Base,
