@@ -16,9 +16,9 @@ the CPU).
 Why priorities. A person clicking waits for the answer; automatic masks and pre-encoding do
 not. The thread takes the most urgent queued call first (FIFO among equals), and long work is
 submitted in slices (one AMG point batch at a time), so a click waits for at most the slice
-that is running when it arrives, never for the whole job. So that Auto still moves on while
-people click without pause, a JOB call that has waited `DEFAULT_MAX_WAIT` goes first (the
-clicks then wait one slice more, once per such wait).
+that is running when it arrives, never for the whole job. So that Auto and pre-encoding still
+move on while people click without pause, a call that has waited its priority's
+`DEFAULT_MAX_WAIT` takes its turn among the clicks (they then wait one slice more).
 """
 
 from __future__ import annotations
@@ -74,10 +74,14 @@ class Task(Generic[R]):
         self._call = None  # type: ignore[assignment]  (drop the arguments once answered)
 
 
-# A JOB call (an /auto slice) that has waited this long runs before the waiting clicks, so that
-# Auto moves on while people click without pause (one slice per wait at least); pre-encoding
-# waits for a pause. Measured with benchmarks/bench_server.py --mixed (README).
-DEFAULT_MAX_WAIT: Mapping[Priority, float] = MappingProxyType({Priority.JOB: 0.5})
+# Seconds after which a waiting call takes its turn among the clicks, so that nothing starves
+# while people click without pause: an /auto slice after 0.5 s (Auto moves on, a click waits a
+# slice more now and then), an encoding for pre-encoding after 5 s (it may hold the image's
+# cache lock, which a click in another worker process could be waiting for). Measured with
+# benchmarks/bench_server.py --mixed (README).
+DEFAULT_MAX_WAIT: Mapping[Priority, float] = MappingProxyType(
+    {Priority.JOB: 0.5, Priority.BACKGROUND: 5.0}
+)
 
 
 class ComputeThread:
