@@ -368,6 +368,8 @@ def report_mixed(args: argparse.Namespace, results: dict) -> str:
             "",
             f"Auto: {auto}" + (f", {slices} slices each" if slices else "") + f" ({states})",
             f"new images pre-encoded during the run: {load['pre_encoded']} of {args.pre_encode}",
+            "slowest clicks (s into the run: ms): "
+            + ", ".join(f"{t:.1f}: {ms}" for t, ms in load["slowest"][:8]),
         ]
     )
 
