@@ -67,3 +67,7 @@ def reference_checkpoint(tmp_path_factory):
         return cache[name]
 
     return make
+
+
+# Last: server_helpers imports this module's helpers above.
+from server_fixtures import db_url, serve  # noqa: E402,F401  (API tests: SQLite and PostgreSQL)

@@ -11,11 +11,11 @@ import pytest
 
 from postgres import postgres_server  # noqa: F401  (fixture)
 from server_helpers import scene_png
-from test_server_api import MASK_KEYS, db_url, refused, serve, upload  # noqa: F401  (fixtures)
+from test_server_api import MASK_KEYS, refused, upload
 
 
 @pytest.fixture
-def server(serve):  # noqa: F811  (test_server_api's fixture: SQLite and PostgreSQL)
+def server(serve):
     return serve
 
 

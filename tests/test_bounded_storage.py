@@ -30,7 +30,7 @@ from segany.server.inference import ModelService
 from segany.server.previous import PreviousLogits
 from segany.server.settings import ServerSettings
 from server_helpers import scene_png
-from test_server_api import db_url, predict, refused, serve, upload  # noqa: F401  (fixtures)
+from test_server_api import predict, refused, upload
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 # What a test_tiny answer stores: four (64, 64) float16 candidates, plus the .npy header.
@@ -356,7 +356,7 @@ def test_pre_encoding_stops_when_the_images_ahead_fill_half_the_cache(tiny_servi
     assert encoded == [0, 1, 2, 3, 4]  # the next images, as many as half the cache holds
 
 
-def test_clicks_through_the_api_stay_within_the_disk_bound(serve, tmp_path):  # noqa: F811
+def test_clicks_through_the_api_stay_within_the_disk_bound(serve, tmp_path):
     bound = 2 * MiB
     client = serve(
         model="test_tiny",
@@ -398,7 +398,7 @@ def test_forget_drops_an_images_embedding_and_pixels(tiny_service, tmp_path):
     service.forget(image)  # twice: nothing left to drop, no error
 
 
-def test_deleting_an_image_removes_its_embeddings(serve, tmp_path):  # noqa: F811
+def test_deleting_an_image_removes_its_embeddings(serve, tmp_path):
     client = serve(model="test_tiny", random_weights=True)
     kept, deleted = (upload(client, scene_png(s), f"scene-{s}.png")["id"] for s in (1, 2))
     for image_id in (kept, deleted):

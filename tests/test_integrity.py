@@ -23,13 +23,12 @@ from segany.project.storage.database import create_database
 from segany.project.storage.migrate import upgrade
 from segany.project.workspace import Project
 from server_helpers import scene_png
-from test_server_api import db_url, serve  # noqa: F401  (fixtures)
 
 SHA = "ab" * 32
 
 
 @pytest.fixture
-def project(db_url, tmp_path):  # noqa: F811
+def project(db_url, tmp_path):
     """The project of the test's data dir and database (as `serve`'s app opens it)."""
     project = Project.open(ProjectConfig(tmp_path / "data", db_url))
     yield project
@@ -39,7 +38,7 @@ def project(db_url, tmp_path):  # noqa: F811
 # ---- the unique content hash ------------------------------------------------------------------
 
 
-def test_the_migration_merges_duplicate_images_into_the_first(db_url, tmp_path):  # noqa: F811
+def test_the_migration_merges_duplicate_images_into_the_first(db_url, tmp_path):
     database = create_database(db_url or f"sqlite:///{tmp_path / 'project.db'}")
     upgrade(database, "0001")  # a project made before the hash was unique
     images = sa.table(
@@ -150,7 +149,7 @@ def _touch_later(path: Path) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):  # noqa: F811
+def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):
     root = tmp_path / "import"
     root.mkdir()
     picture = root / "p.png"
@@ -185,7 +184,7 @@ def test_an_imported_file_edited_in_place_is_rehashed(serve, tmp_path):  # noqa:
     assert patched.status_code == 200 and patched.json()["stale"] is False
 
 
-def test_a_moved_imported_file_is_410_naming_the_image(serve, tmp_path):  # noqa: F811
+def test_a_moved_imported_file_is_410_naming_the_image(serve, tmp_path):
     root = tmp_path / "import"
     root.mkdir()
     (root / "gone.png").write_bytes(scene_png(7))

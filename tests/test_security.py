@@ -19,7 +19,6 @@ another port) is tests/test_browser_security.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import select
@@ -49,28 +48,6 @@ MiB = 2**20
 
 
 # ---- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request) -> str | None:
-    """None: the default SQLite file in the data dir; else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_server").new_database()
-
-
-@pytest.fixture
-def serve(db_url, tmp_path):
-    """serve(**settings) -> a TestClient (Host 127.0.0.1) of a started app on this test's data
-    dir and database, pre-encoding off."""
-    with contextlib.ExitStack() as stack:
-
-        def make(**settings) -> TestClient:
-            settings.setdefault("pre_encode", False)
-            app = create_app(ServerSettings(data_dir=tmp_path / "data", db_url=db_url, **settings))
-            return stack.enter_context(TestClient(app, base_url=LOCAL_URL))
-
-        yield make
 
 
 def refused(response, status: int, *words: str) -> str:

@@ -5,7 +5,6 @@ every kind is a 4xx that says what is wrong, and the server serves on afterwards
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -28,9 +27,8 @@ from segany.cli.main import main
 from segany.errors import ConfigError
 from segany.formats.manifest import read_manifest
 from segany.registry import DEFAULT_MODEL
-from segany.server.app import create_app
 from segany.server.settings import Limits, ServerSettings
-from server_helpers import LOCAL_URL, SAMPLE_POINT, png_bytes, sample_png, scene_png
+from server_helpers import SAMPLE_POINT, png_bytes, sample_png, scene_png
 
 MASK_KEYS = {"rle", "polygons", "score", "area", "bbox"}
 IMAGE_ITEM_KEYS = {"id", "file_name", "width", "height", "encoded", "annotations", "reviewed"}
@@ -42,28 +40,6 @@ SCENE_H, SCENE_W = 96, 128  # scene_png's default size
 
 
 # ---- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request) -> str | None:
-    """None: the default SQLite file in the data dir; else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_server").new_database()
-
-
-@pytest.fixture
-def serve(db_url, tmp_path):
-    """serve(**settings) -> a TestClient of a started app (lifespan run) on this test's data dir
-    and database; pre-encoding off unless asked for, so that `cached` is predictable."""
-    with contextlib.ExitStack() as stack:
-
-        def make(**settings) -> TestClient:
-            settings.setdefault("pre_encode", False)
-            app = create_app(ServerSettings(data_dir=tmp_path / "data", db_url=db_url, **settings))
-            return stack.enter_context(TestClient(app, base_url=LOCAL_URL))
-
-        yield make
 
 
 @pytest.fixture
