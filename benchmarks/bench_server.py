@@ -327,11 +327,7 @@ def report(args: argparse.Namespace, results: dict) -> str:
             f"{args.seconds:g} s, {args.images} pre-encoded {WIDTH}x{HEIGHT} images "
             f"(uploaded and encoded in {results['encode_all_s']:.1f} s)",
             "",
-            "| clicks | errors | clicks/s | p50 ms | p95 ms | p99 ms | mean ms |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {load['clicks']} | {load['errors']} | {load['clicks_per_s']:.1f} "
-            f"| {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
-            f"| {load['mean_ms']:.0f} |",
+            *click_table(load),
             "",
             f"| first click on a new image, {args.think:g} s after its upload "
             f"(median of {args.fresh}) | ms |",
@@ -340,6 +336,17 @@ def report(args: argparse.Namespace, results: dict) -> str:
             f"| --no-pre-encode | {1000 * off:.0f} |",
         ]
     )
+
+
+def click_table(load: dict) -> list[str]:
+    """The clicks' latency table (markdown rows) of a load run."""
+    return [
+        "| clicks | errors | clicks/s | p50 ms | p95 ms | p99 ms | mean ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {load['clicks']} | {load['errors']} | {load['clicks_per_s']:.1f} "
+        f"| {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
+        f"| {load['mean_ms']:.0f} |",
+    ]
 
 
 def report_mixed(args: argparse.Namespace, results: dict) -> str:
@@ -360,11 +367,7 @@ def report_mixed(args: argparse.Namespace, results: dict) -> str:
             f"{args.auto_every:g} s ({args.auto_route}) and {args.pre_encode} new images "
             "being pre-encoded",
             "",
-            "| clicks | errors | clicks/s | p50 ms | p95 ms | p99 ms | mean ms |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {load['clicks']} | {load['errors']} | {load['clicks_per_s']:.1f} "
-            f"| {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
-            f"| {load['mean_ms']:.0f} |",
+            *click_table(load),
             "",
             f"Auto: {auto}" + (f", {slices} slices each" if slices else "") + f" ({states})",
             f"new images pre-encoded during the run: {load['pre_encoded']} of {args.pre_encode}",

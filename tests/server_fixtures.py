@@ -8,9 +8,10 @@ import contextlib
 import pytest
 from fastapi.testclient import TestClient
 
+# The module, not its names: server_helpers imports conftest, which imports this module.
+import server_helpers
 from segany.server.app import create_app
 from segany.server.settings import ServerSettings
-from server_helpers import LOCAL_URL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,6 +31,6 @@ def serve(db_url, tmp_path):
         def make(**settings) -> TestClient:
             settings.setdefault("pre_encode", False)
             app = create_app(ServerSettings(data_dir=tmp_path / "data", db_url=db_url, **settings))
-            return stack.enter_context(TestClient(app, base_url=LOCAL_URL))
+            return stack.enter_context(TestClient(app, base_url=server_helpers.LOCAL_URL))
 
         yield make

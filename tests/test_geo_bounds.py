@@ -27,11 +27,12 @@ from rasterio.windows import Window  # noqa: E402
 from segany.cli.main import main  # noqa: E402
 from segany.errors import DataError, PromptError  # noqa: E402
 from segany.geo.errors import ExtentError  # noqa: E402
-from segany.geo.geotiff import decimated_shape, open_geotiff  # noqa: E402
+from segany.geo.geotiff import open_geotiff  # noqa: E402
 from segany.geo.projection import transformer  # noqa: E402
 from segany.geo.raster import Extent, extent_grid, extent_image  # noqa: E402
 from segany.geo.segment import GeoPrompts, segment_geotiff  # noqa: E402
 from segany.geo.tiles import TileFetcher, template_source  # noqa: E402
+from segany.geo.windows import decimated_shape  # noqa: E402
 from server_helpers import LOCAL_URL  # noqa: E402
 
 UTM = "EPSG:32633"

@@ -22,10 +22,11 @@ from rasterio.windows import Window  # noqa: E402
 
 from segany.cli.main import main  # noqa: E402
 from segany.errors import ConfigError, DataError  # noqa: E402
-from segany.geo.geotiff import open_geotiff, pixel_window  # noqa: E402
+from segany.geo.geotiff import open_geotiff  # noqa: E402
 from segany.geo.projection import transformer  # noqa: E402
 from segany.geo.seams import Piece, merge_pieces, tile_grid  # noqa: E402
 from segany.geo.tiled_amg import TiledOptions, parts_folder, run_tiled_amg  # noqa: E402
+from segany.geo.windows import pixel_window  # noqa: E402
 from segany.masks.config import AmgConfig  # noqa: E402
 from server_helpers import LOCAL_URL  # noqa: E402
 

@@ -35,6 +35,7 @@ from rasterio.windows import Window
 
 from segany.errors import ConfigError, DataError, PromptError
 from segany.geo.projection import transformer
+from segany.geo.windows import decimated_shape
 
 # How non-uint8 bands become 0..255: "auto" leaves uint8 as it is and stretches the rest by
 # percentiles; "percent": 2nd..98th percentile of each band's valid pixels (the usual display
@@ -376,29 +377,3 @@ def _check_bands(bands: Sequence[int] | None, count: int, name: str) -> tuple[in
                 f"band {band} does not exist: {name} has {count} band(s), numbered 1..{count}"
             )
     return bands
-
-
-def decimated_shape(width: int, height: int, side: int) -> tuple[int, int]:
-    """(h, w): a `width` x `height` window shrunk, keeping its aspect, until neither side is
-    over `side` pixels; its own size when it fits already."""
-    scale = max(width, height) / side
-    if scale <= 1:
-        return height, width
-    return max(1, round(height / scale)), max(1, round(width / scale))
-
-
-def pixel_window(
-    cols_rows: np.ndarray, width: int, height: int, side: int
-) -> tuple[int, int, int, int]:
-    """The (col_off, row_off, width, height) window SAM sees around (N, 2) (col, row) pixel
-    prompts: the whole raster when it is at most `side` pixels both ways; otherwise, per axis, a
-    span of `side` (or the prompts' extent plus a quarter `side` of margin each way, if larger)
-    centred on the prompts and moved inside the raster."""
-    window = []
-    for axis, size in ((0, width), (1, height)):
-        low, high = float(cols_rows[:, axis].min()), float(cols_rows[:, axis].max())
-        length = min(size, max(side, math.ceil(high - low) + side // 2))
-        start = round((low + high) / 2 - length / 2)
-        window.append((min(max(start, 0), size - length), length))
-    (col_off, win_w), (row_off, win_h) = window
-    return col_off, row_off, win_w, win_h

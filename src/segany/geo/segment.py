@@ -19,8 +19,9 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from segany.errors import PromptError
-from segany.geo.geotiff import GeoRaster, decimated_shape, pixel_window
+from segany.geo.geotiff import GeoRaster
 from segany.geo.vector import shapes_in_crs
+from segany.geo.windows import decimated_shape, pixel_window
 from segany.interactive import predict_edit
 from segany.predictor import SamPredictor
 
