@@ -141,7 +141,10 @@ def _all_tensors(mapping: Mapping) -> bool:
 
 def fingerprint_of_spec(spec: ModelSpec) -> Fingerprint:
     """The shape facts a checkpoint of `spec` shows (see `fingerprint_of_state_dict`)."""
-    return {**spec.encoder.fingerprint(), "decoder_dim": spec.decoder.transformer_dim}
+    facts = {**spec.encoder.fingerprint(), "decoder_dim": spec.decoder.transformer_dim}
+    if spec.tracking is not None:
+        facts["sam2_version"] = spec.tracking.version
+    return facts
 
 
 def fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> Fingerprint:
@@ -156,8 +159,12 @@ def fingerprint_of_state_dict(sd: Mapping[str, torch.Tensor]) -> Fingerprint:
     if neck is not None and neck.dim() == 4:
         facts["neck"] = (neck.shape[0], neck.shape[1])
     iou_token = sd.get("mask_decoder.iou_token.weight")  # (1, transformer_dim)
+    if iou_token is None:
+        iou_token = sd.get("sam_mask_decoder.iou_token.weight")  # SAM 2's name
     if iou_token is not None and iou_token.dim() == 2:
         facts["decoder_dim"] = iou_token.shape[1]
+    if "no_mem_embed" in sd:  # a SAM 2 model; 2.1 added the spatial no-object embedding
+        facts["sam2_version"] = "2.1" if "no_obj_embed_spatial" in sd else "2.0"
     return facts
 
 

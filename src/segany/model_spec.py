@@ -17,6 +17,7 @@ import torch
 from segany.edge_refinement import EdgeRefinement
 from segany.errors import ConfigError
 from segany.modeling.config import DecoderConfig, EncoderConfig
+from segany.modeling.sam2.config import TrackingConfig
 from segany.paths import checkpoints_dir
 
 # ImageNet statistics in 0..255 pixel units, as SAM was trained with.
@@ -35,6 +36,7 @@ class ModelSpec:
     (same held-out scores); `SamPredictor` uses it by default on devices that compute it
     natively (`segany.devices.computes_bfloat16_natively`). None (every reference model):
     float32, so that masks match the reference.
+    tracking: the memory and video options of a SAM 2 model (None for SAM 1 models).
     edge_refinement: guided-filter settings that `SamPredictor.predict` applies to this model's
     masks by default (`segany.edge_refinement`), measured to sharpen its coarse outlines; None
     (every reference model): the masks are the thresholded logits, as the reference's.
@@ -55,6 +57,8 @@ class ModelSpec:
     amg_defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     encoder_autocast: torch.dtype | None = None
     edge_refinement: EdgeRefinement | None = None
+    # SAM 2 models (a `HieraConfig` encoder): their memory and video options
+    tracking: TrackingConfig | None = None
 
     @property
     def image_size(self) -> int:

@@ -24,6 +24,7 @@ from segany.modeling.config import (
     TinyViTConfig,
     ViTConfig,
 )
+from segany.modeling.sam2.config import HieraConfig, TrackingConfig
 
 if TYPE_CHECKING:
     from segany.modeling.sam import Sam
@@ -90,6 +91,59 @@ register(
         description="MobileSAM TinyViT-5M encoder with SAM's decoder (Zhang et al., 2023)",
     )
 )
+# SAM 2 (July 2024) and SAM 2.1 (September 2024), Meta AI: Hiera encoders of four sizes, one
+# decoder; 2.1 differs in its memory options (`TrackingConfig.for_version`).
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/"
+_HIERA = {
+    "t": ("tiny", HieraConfig(), "39"),
+    "s": (
+        "small",
+        HieraConfig(stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13)),
+        "46",
+    ),
+    "b+": (
+        "base_plus",
+        HieraConfig(
+            embed_dim=112,
+            num_heads=2,
+            stages=(2, 3, 16, 3),
+            global_att_blocks=(12, 16, 20),
+            window_pos_embed_bkg_spatial_size=(14, 14),
+        ),
+        "81",
+    ),
+    "l": (
+        "large",
+        HieraConfig(
+            embed_dim=144,
+            num_heads=2,
+            stages=(2, 6, 36, 4),
+            global_att_blocks=(23, 33, 43),
+            window_spec=(8, 4, 16, 8),
+            window_pos_embed_bkg_spatial_size=(14, 14),
+        ),
+        "224",
+    ),
+}
+# Long names, as the official files and the reference's configs spell them, to short ones.
+ALIASES: dict[str, str] = {}
+for _version, _folder in (("2", "072824"), ("2.1", "092824")):
+    for _short, (_long, _hiera, _millions) in _HIERA.items():
+        _file = f"sam{_version}_hiera_{_long}.pt"
+        register(
+            ModelSpec(
+                name=f"sam{_version}_hiera_{_short}",
+                encoder=_hiera,
+                tracking=TrackingConfig.for_version("2.1" if _version == "2.1" else "2.0"),
+                pixel_mean=(123.675, 116.28, 103.53),
+                pixel_std=(58.395, 57.12, 57.375),
+                checkpoint_name=_file,
+                url=f"{_SAM2_URL}{_folder}/{_file}",
+                description=f"SAM {_version} Hiera-{_long.replace('_', '+').replace('+plus', '+')} "
+                f"({_millions} M parameters), Meta AI; images and video",
+            )
+        )
+        ALIASES[f"sam{_version}_hiera_{_long}"] = f"sam{_version}_hiera_{_short}"
 # segany's own models use SAM's decoder at width 128.
 SEGANY_DECODER = DecoderConfig(
     transformer_dim=128, num_heads=4, mlp_dim=512, iou_head_hidden_dim=128
@@ -173,7 +227,7 @@ def get_spec(name: str) -> ModelSpec:
     """The `ModelSpec` registered under `name`; `ModelNotFoundError` names the closest known
     names and lists them all."""
     try:
-        return _SPECS[name]
+        return _SPECS[ALIASES.get(name, name)]
     except (KeyError, TypeError):
         known = ", ".join(_SPECS)
         close = difflib.get_close_matches(str(name), list(_SPECS), n=2, cutoff=0.5)

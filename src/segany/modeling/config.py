@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from segany.modeling.sam2.config import HieraConfig
+
 # A fingerprint is the set of shape facts a checkpoint shows without being loaded: encoder kind,
 # widths, block counts, grid. Each encoder config gives its own (`fingerprint`) and reads it
 # off an official-layout state dict (`read_fingerprint`), so `segany.checkpoints` recognises a
@@ -263,7 +265,7 @@ class PyramidEncoderConfig:
         return facts
 
 
-EncoderConfig = ViTConfig | TinyViTConfig | ConvEncoderConfig | PyramidEncoderConfig
+EncoderConfig = ViTConfig | TinyViTConfig | ConvEncoderConfig | PyramidEncoderConfig | HieraConfig
 # Every encoder kind, in the order checkpoints are matched against them.
 # The pyramid encoder is tried before the conv encoder: both have a conv stem, only the
 # pyramid has a stride-16 stage.
@@ -272,6 +274,7 @@ ENCODER_CONFIGS: tuple[type[EncoderConfig], ...] = (
     PyramidEncoderConfig,
     ConvEncoderConfig,
     TinyViTConfig,
+    HieraConfig,
 )
 
 
