@@ -10,8 +10,9 @@ Prints issue 25's speed and memory rows:
   clip (a folder of JPEGs), `propagate_in_video` timed over the remaining frames, alternating;
 - peak RSS of tracking one object through a `--rss-frames`-frame 640 x 480 video (a folder of
   JPEGs, which both read), each implementation in a fresh process (`ru_maxrss`). The reference
-  holds every frame at 1024 px in one float32 tensor, so its peak is measured at `--ref-rss-frames` frames and the figure at
-  `--rss-frames` extrapolated linearly from two such runs (the table says so).
+  holds every frame at 1024 px in one float32 tensor, so its peak is measured at
+  `--ref-rss-frames` frames and half as many, and extrapolated linearly to `--rss-frames`
+  (the table says so).
 """
 
 from __future__ import annotations
