@@ -10,11 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import unused_local_port
-from segany.download import cache_dir, checkpoint_path, download_checkpoint
+from segany.download import cache_dir, checkpoint_path, download_checkpoint, fetch_checkpoint
 from segany.errors import DownloadError, ModelNotFoundError
-from segany.registry import get_spec
+from segany.registry import build_sam, get_spec
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB: several 1 MiB-chunk-free reads, still instant
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -26,6 +27,7 @@ class ServerState:
     """What the test server serves and how it misbehaves; `requests` logs each Range header."""
 
     mode: str = "normal"  # normal | drop | corrupt | ignore_range | missing
+    body: bytes = PAYLOAD
     drop_after: int = len(PAYLOAD) // 3
     requests: list[str | None] = dataclasses.field(default_factory=list)
 
@@ -38,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.mode == "missing":
             self.send_error(404, "Not Found")
             return
-        body, start = PAYLOAD, 0
+        body, start = state.body, 0
         if state.mode == "corrupt":
             body = body[:1000] + bytes([body[1000] ^ 0xFF]) + body[1001:]
         match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
@@ -123,9 +125,73 @@ def test_url_argument_overrides_the_spec(server, tmp_path):
     assert path.read_bytes() == PAYLOAD
 
 
-def test_without_sha256_the_file_is_accepted_as_is(server, tmp_path):
-    path = download_checkpoint(_spec(_url(server), sha256=None), dest_dir=tmp_path, progress=False)
-    assert path.read_bytes() == PAYLOAD
+# --- without a sha256: verified by contents ---------------------------------------------------
+
+
+def _checkpoint_bytes(name: str, tmp_path: Path, wrap: bool = False) -> bytes:
+    """A random-weight checkpoint of model `name`, as a file's bytes ({"model": sd} if wrap)."""
+    state_dict = build_sam(name, pretrained=False, seed=0).state_dict()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / f"{name}.pt"
+    torch.save({"model": state_dict} if wrap else state_dict, path)
+    return path.read_bytes()
+
+
+def test_without_sha256_a_checkpoint_of_the_model_is_accepted(server, tmp_path):
+    server.state.body = _checkpoint_bytes("test_tiny", tmp_path, wrap=True)
+    done = fetch_checkpoint(
+        _spec(_url(server), sha256=None), dest_dir=tmp_path / "dl", progress=False
+    )
+    assert done.path.read_bytes() == server.state.body
+    assert done.sha256 == hashlib.sha256(server.state.body).hexdigest()
+    assert (done.fetched, done.verified_by) == (True, "contents")
+    build_sam("test_tiny", checkpoint=done.path)  # loads strictly
+
+    again = fetch_checkpoint(
+        _spec(_url(server), sha256=None), dest_dir=tmp_path / "dl", progress=False
+    )
+    assert (again.path, again.fetched, again.verified_by) == (done.path, False, "cache")
+    assert len(server.state.requests) == 1
+
+
+def test_without_sha256_a_file_that_is_no_checkpoint_is_deleted(server, tmp_path):
+    with pytest.raises(DownloadError, match="not a checkpoint of test_tiny") as info:
+        download_checkpoint(_spec(_url(server), sha256=None), dest_dir=tmp_path, progress=False)
+    assert "cannot be read as a checkpoint" in str(info.value)
+    assert PAYLOAD_SHA in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_sha256_a_truncated_checkpoint_is_deleted(server, tmp_path):
+    whole = _checkpoint_bytes("test_tiny", tmp_path / "src")
+    server.state.body = whole[: len(whole) // 2]
+    with pytest.raises(DownloadError, match="cannot be read as a checkpoint"):
+        download_checkpoint(_spec(_url(server), sha256=None), dest_dir=tmp_path, progress=False)
+    assert not (tmp_path / FILE_NAME).exists()
+    assert not (tmp_path / (FILE_NAME + ".part")).exists()
+
+
+def test_without_sha256_another_models_checkpoint_is_deleted(server, tmp_path):
+    server.state.body = _checkpoint_bytes("segany-tiny", tmp_path / "src")
+    with pytest.raises(DownloadError, match="shapes are not those of test_tiny"):
+        download_checkpoint(_spec(_url(server), sha256=None), dest_dir=tmp_path, progress=False)
+    assert not (tmp_path / FILE_NAME).exists()
+
+
+def test_without_sha256_a_checkpoint_with_other_keys_is_deleted(server, tmp_path):
+    state_dict = build_sam("test_tiny", pretrained=False, seed=0).state_dict()
+    state_dict["extra.weight"] = torch.zeros(1)
+    del state_dict["mask_decoder.iou_token.weight"]
+    (tmp_path / "src").mkdir()
+    torch.save(state_dict, tmp_path / "src" / "odd.pt")
+    server.state.body = (tmp_path / "src" / "odd.pt").read_bytes()
+    with pytest.raises(DownloadError, match="keys differ") as info:
+        download_checkpoint(
+            _spec(_url(server), sha256=None), dest_dir=tmp_path / "dl", progress=False
+        )
+    message = str(info.value)
+    assert "1 missing keys (mask_decoder.iou_token.weight)" in message
+    assert "1 unexpected keys (extra.weight)" in message
 
 
 # --- cache hits -------------------------------------------------------------------------------

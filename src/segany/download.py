@@ -1,10 +1,12 @@
-"""Downloading official checkpoints into a local cache: resumable, sha256-verified, atomic.
+"""Downloading official checkpoints into a local cache: resumable, verified, atomic.
 
 A download streams into `<name>.part` next to its destination. An interrupted download keeps
 the `.part` and the next call continues it with an HTTP Range request; a server that ignores
 Range sends the whole file again, and the `.part` is rewritten from the start. The finished
-file is checked against the registry's sha256 before it is renamed into place, so the cache
-never holds a file with the final name that has not been verified.
+file is verified before it is renamed into place, so the cache never holds a file with the
+final name that has not been: against the registry's sha256 where one is known, else by its
+contents (read with `weights_only=True`, its keys and shapes exactly those of the model, its
+shape fingerprint that model's; the SAM 2 files, whose checksums Meta does not publish).
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ import os
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from segany.errors import DownloadError
+import torch
+
+from segany.checkpoints import fingerprint_of_spec, fingerprint_of_state_dict, read_state_dict
+from segany.errors import CheckpointError, DownloadError
 from segany.model_spec import ModelSpec
+from segany.modeling.build import build_model
 from segany.paths import HOME_ENV, cache_dir, checkpoints_dir  # noqa: F401  (re-exported)
 from segany.registry import get_spec
 
@@ -34,6 +41,23 @@ def checkpoint_path(name_or_spec: str | ModelSpec) -> Path:
     return checkpoints_dir() / _file_name(spec, spec.url)
 
 
+@dataclass(frozen=True)
+class Downloaded:
+    """A verified checkpoint in place.
+
+    path: the file; sha256: its hex digest, when it was computed (a fresh download, or a cached
+    file checked against a known sha256), else None; fetched: whether this call downloaded it;
+    verified_by: "sha256" (the registry's checksum), "contents" (keys, shapes and fingerprint of
+    the model: no checksum is known) or "cache" (a cached file without a known checksum, which
+    was verified by its contents before it got its name).
+    """
+
+    path: Path
+    sha256: str | None
+    fetched: bool
+    verified_by: str
+
+
 def download_checkpoint(
     name_or_spec: str | ModelSpec,
     *,
@@ -44,17 +68,35 @@ def download_checkpoint(
 ) -> Path:
     """Download a model's official checkpoint (once) and return its verified local path.
 
-    `name_or_spec` is a registered model name or a `ModelSpec` (e.g. one with `url`/`sha256`
-    replaced through `dataclasses.replace`). `url` overrides the spec's URL (a mirror); the
-    spec's sha256 is still checked. The file goes to `dest_dir`, by default
-    `segany.paths.checkpoints_dir()`. A file already there with the right hash is returned
-    without any network access. `timeout` (seconds) applies to each network operation.
-    Progress is shown with tqdm when it is installed and `progress` is true.
+    `name_or_spec` is a registered model name (or alias, e.g. "sam2.1_hiera_tiny") or a
+    `ModelSpec` (e.g. one with `url`/`sha256` replaced through `dataclasses.replace`). `url`
+    overrides the spec's URL (a mirror); the file is verified all the same. The file goes to
+    `dest_dir`, by default `segany.paths.checkpoints_dir()`. A file already there (with the
+    right hash, when one is known) is returned without any network access. `timeout`
+    (seconds) applies to each network operation. Progress is shown with tqdm when it is
+    installed and `progress` is true. See `fetch_checkpoint` for the digest and how the file
+    was verified.
 
     Raises `DownloadError` when the model has no download URL, the server cannot be reached or
     answers with an error, the transfer is interrupted (the partial file is kept, and calling
-    again resumes it), or the checksum does not match (the corrupted file is deleted).
+    again resumes it), or the file is not the model's: a sha256 mismatch, or, where no sha256
+    is known, a file that is not a checkpoint of this model (the file is deleted).
     """
+    return fetch_checkpoint(
+        name_or_spec, url=url, dest_dir=dest_dir, progress=progress, timeout=timeout
+    ).path
+
+
+def fetch_checkpoint(
+    name_or_spec: str | ModelSpec,
+    *,
+    url: str | None = None,
+    dest_dir: str | Path | None = None,
+    progress: bool = True,
+    timeout: float = 30,
+) -> Downloaded:
+    """`download_checkpoint`, returning the file's `Downloaded` record (path, sha256 and how it
+    was verified) instead of its path alone."""
     spec = _resolve(name_or_spec)
     url = url or spec.url
     if not url:
@@ -64,8 +106,10 @@ def download_checkpoint(
         )
     folder = Path(dest_dir).expanduser() if dest_dir is not None else checkpoints_dir()
     dest = folder / _file_name(spec, url)
-    if dest.is_file() and _is_intact(dest, spec):
-        return dest
+    if dest.is_file():
+        cached = _cached(dest, spec)
+        if cached is not None:
+            return cached
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,8 +121,10 @@ def download_checkpoint(
     part = dest.with_name(dest.name + ".part")
     digest = _fetch(url, part, dest, timeout=timeout, progress=progress)
     _verify(part, digest, spec, url, dest)
+    if not spec.sha256:
+        _verify_contents(part, digest, spec, url, dest)
     os.replace(part, dest)  # atomic on one file system: readers never see a half file
-    return dest
+    return Downloaded(dest, digest, True, "sha256" if spec.sha256 else "contents")
 
 
 def _resolve(name_or_spec: str | ModelSpec) -> ModelSpec:
@@ -97,13 +143,16 @@ def _file_name(spec: ModelSpec, url: str | None) -> str:
     return from_url
 
 
-def _is_intact(path: Path, spec: ModelSpec) -> bool:
-    """Whether a cached file is the expected one: by hash if known, else by size if known."""
+def _cached(path: Path, spec: ModelSpec) -> Downloaded | None:
+    """The cached file as a `Downloaded` if it is the expected one (by hash if known, else by
+    size if known), else None. Without a known hash the file is trusted: a download only gets
+    its final name once its contents were verified."""
     if spec.size_bytes and path.stat().st_size != spec.size_bytes:
-        return False  # spares hashing gigabytes that cannot match
+        return None  # spares hashing gigabytes that cannot match
     if spec.sha256:
-        return _sha256_of_file(path) == spec.sha256.lower()
-    return True
+        digest = _sha256_of_file(path)
+        return Downloaded(path, digest, False, "sha256") if digest == spec.sha256.lower() else None
+    return Downloaded(path, None, False, "cache")
 
 
 def _sha256_of_file(path: Path, hasher: hashlib._Hash | None = None) -> str:
@@ -268,3 +317,63 @@ def _verify(part: Path, digest: str, spec: ModelSpec, url: str, dest: Path) -> N
         f"server alters the file: download it elsewhere, check it with sha256sum, and load "
         f"it as the checkpoint, or put it at {dest}."
     )
+
+
+def _verify_contents(part: Path, digest: str, spec: ModelSpec, url: str, dest: Path) -> None:
+    """Where no sha256 is known: delete `part` and raise unless it is a checkpoint of `spec`
+    (read as data only, keys and shapes exactly the model's, fingerprint the model's)."""
+    problem = _contents_problem(part, spec)
+    if problem is None:
+        return
+    part.unlink(missing_ok=True)
+    raise DownloadError(
+        f"the file downloaded from {url} is not a checkpoint of {spec.name}: {problem}. It was "
+        f"deleted (its sha256 was {digest}). If the download was cut short, run the command "
+        "again; if the address serves another file, download the official one elsewhere and "
+        f"load it as the checkpoint, or put it at {dest}."
+    )
+
+
+def _contents_problem(path: Path, spec: ModelSpec) -> str | None:
+    """What makes the file at `path` not a checkpoint of `spec`, or None if it is one."""
+    try:
+        state_dict = read_state_dict(path)
+    except CheckpointError as e:
+        return f"it cannot be read as a checkpoint ({e})"
+    facts = fingerprint_of_state_dict(state_dict)
+    expected = fingerprint_of_spec(spec)
+    differing = sorted(k for k, v in facts.items() if expected.get(k) != v)
+    if "encoder" not in facts or differing:
+        shown = ", ".join(f"{k} {facts[k]} (expected {expected.get(k)})" for k in differing)
+        return f"its shapes are not those of {spec.name}" + (f": {shown}" if shown else "")
+    shapes = _parameter_shapes(spec)
+    missing = [k for k in shapes if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in shapes]
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} (expected {shapes[k]})"
+        for k in shapes
+        if k in state_dict and tuple(state_dict[k].shape) != shapes[k]
+    ]
+    found = [
+        f"{len(items)} {kind} ({_first(items)})"
+        for kind, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        )
+        if items
+    ]
+    return f"its keys differ from the model's: {'; '.join(found)}" if found else None
+
+
+def _parameter_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the state dict of `spec`'s model, built on the meta device (no memory,
+    no initialisation)."""
+    with torch.device("meta"):
+        model = build_model(spec)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _first(items: list[str], limit: int = 3) -> str:
+    more = f", ... and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segany.download import HOME_ENV, checkpoint_path, download_checkpoint
+from segany.download import HOME_ENV, checkpoint_path, fetch_checkpoint
 from segany.registry import get_spec
 
 
@@ -14,12 +14,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "download",
         help="download a model's official checkpoint",
-        description="Download a model's official checkpoint, verify its sha256, and print its "
-        f"path. Files go to the cache (${HOME_ENV}/checkpoints, default "
-        "~/.cache/segany/checkpoints), where `segany predict` finds them. An interrupted "
-        "download resumes when run again; a file already there is not fetched twice.",
+        description="Download a model's official checkpoint, verify it, and print its path. "
+        "Verified by the published sha256 where there is one; the SAM 2 files (no published "
+        "checksum) by their contents: the keys and shapes of the model, read as data only. "
+        "The computed sha256 is shown on stderr. Files go to the cache "
+        f"(${HOME_ENV}/checkpoints, default ~/.cache/segany/checkpoints), where `segany "
+        "predict` finds them. An interrupted download resumes "
+        "when run again; a file already there is not fetched twice.",
     )
-    parser.add_argument("name", metavar="NAME", help="model name (see `segany models`)")
+    parser.add_argument(
+        "name",
+        metavar="NAME",
+        help="model name or alias, e.g. vit_b, sam2.1_hiera_t or sam2.1_hiera_tiny (see "
+        "`segany models`)",
+    )
     parser.add_argument(
         "--dest",
         type=Path,
@@ -28,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "`segany predict --checkpoint`",
     )
     parser.add_argument(
-        "--url", help="download from this mirror instead (the official sha256 is still checked)"
+        "--url",
+        help="download from this mirror instead (the file is verified all the same)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(run=run)
@@ -50,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         if not target.is_file():  # a cached file is only re-hashed: nothing to announce
             size = f" ({spec.size_bytes / 2**20:.0f} MiB)" if spec.size_bytes else ""
             print(f"downloading {spec.name}{size} to {target}", file=sys.stderr)
-    path = download_checkpoint(spec, url=args.url, dest_dir=args.dest, progress=not args.quiet)
-    print(path)
+    done = fetch_checkpoint(spec, url=args.url, dest_dir=args.dest, progress=not args.quiet)
+    if not args.quiet and done.sha256 is not None:
+        how = {"sha256": "matches the published checksum", "contents": "verified by contents"}
+        checked = how.get(done.verified_by, done.verified_by)
+        print(f"sha256 {done.sha256} ({checked})", file=sys.stderr)
+    print(done.path)
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 from segany.byte_sizes import format_bytes
 from segany.download import checkpoint_path
 from segany.paths import HOME_ENV, cache_dir
-from segany.registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
+from segany.registry import ALIASES, DEFAULT_MODEL, ModelSpec, get_spec, list_models
 
 _COLUMNS = ("NAME", "IMAGE", "DOWNLOAD", "CHECKPOINT", "CACHED", "DESCRIPTION")
 
@@ -34,6 +34,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         size = spec.bundled_path.stat().st_size
     return {
         "name": spec.name,
+        "aliases": [alias for alias, name in ALIASES.items() if name == spec.name],
         "default": spec.name == DEFAULT_MODEL,
         "image_size": spec.image_size,
         "checkpoint": spec.checkpoint_name or spec.bundled,
@@ -88,4 +89,6 @@ def run(args: argparse.Namespace) -> int:
         f"\ncheckpoint cache: {cache_dir() / 'checkpoints'} (set {HOME_ENV} to move it); "
         "fetch one with `segany download NAME`"
     )
+    if ALIASES:
+        print("aliases: " + ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items()))
     return 0
