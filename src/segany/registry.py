@@ -120,7 +120,6 @@ _HIERA = {
             stages=(2, 6, 36, 4),
             global_att_blocks=(23, 33, 43),
             window_spec=(8, 4, 16, 8),
-            window_pos_embed_bkg_spatial_size=(14, 14),
         ),
         "224",
     ),
