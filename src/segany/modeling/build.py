@@ -15,6 +15,7 @@ from segany.modeling.config import (
 from segany.modeling.mask_decoder import MaskDecoder
 from segany.modeling.prompt_encoder import PromptEncoder
 from segany.modeling.sam import Sam
+from segany.modeling.sam2.config import HieraConfig
 from segany.modeling.two_way_transformer import TwoWayTransformer
 
 
@@ -35,6 +36,10 @@ def build_image_encoder(config: EncoderConfig) -> nn.Module:
         from segany.modeling.pyramid_encoder import PyramidEncoder
 
         return PyramidEncoder(config)
+    if isinstance(config, HieraConfig):
+        from segany.modeling.sam2.image_encoder import Sam2ImageEncoder
+
+        return Sam2ImageEncoder(config)
     raise TypeError(f"no image encoder for config type {type(config).__name__}")
 
 
