@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import segany
+import segany.predictor_base
 from conftest import synthetic_image
 from segany import ImageError, PromptError, SamPredictor, SeganyError, build_sam
 from segany.transforms import coords_to_input_torch
@@ -319,7 +320,7 @@ def test_bf16_autocast_keeps_float32_outputs(model, image):
 def test_encoder_runs_in_the_measured_dtype_only_where_native(monkeypatch, name, native):
     """ "auto" takes a model's measured encoder dtype on devices with bfloat16 units; the
     reference models declare none, so they stay float32 (and match the reference) anywhere."""
-    monkeypatch.setattr(segany.predictor, "computes_bfloat16_natively", lambda device: native)
+    monkeypatch.setattr(segany.predictor_base, "computes_bfloat16_natively", lambda device: native)
     spec = segany.get_spec(name)
     built = type("Built", (), {"spec": spec, "device": torch.device("cpu")})()
     predictor = SamPredictor(built)

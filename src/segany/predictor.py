@@ -6,111 +6,37 @@ plus several boxes per call, embedding reuse (`set_embedding`) and a multi-image
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from segany.devices import computes_bfloat16_natively
-from segany.edge_refinement import EdgeRefinement, refine_masks
-from segany.errors import ConfigError, ImageError, PromptError
+from segany.errors import ImageError, PromptError
 from segany.modeling.mask_decoder import Outputs
-from segany.modeling.sam import Sam
+from segany.modeling.sam2.model import Sam2
 from segany.modeling.two_way_transformer import ImageSide
-from segany.transforms import (
-    boxes_to_input,
-    coords_to_input,
-    preprocess_shape,
-    resize_image,
-)
-from segany.validation import (
-    as_rgb_array,
-    check_boxes,
-    check_mask_input,
-    check_original_size,
-    check_outputs,
-    check_points,
-)
+from segany.predictor_base import Prediction, PredictorBase
+from segany.transforms import coords_to_input, preprocess_shape, resize_image
+from segany.validation import as_rgb_array, check_original_size, check_prompts
 
-Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
+__all__ = ["Prediction", "SamPredictor"]
 
 
-class SamPredictor:
+class SamPredictor(PredictorBase):
     """Predict masks for one image at a time from point, box and mask prompts.
 
     Coordinates given to `predict` are xy pixels in the original image frame; those given to
     `predict_torch` are already in the model-input frame (see `segany.transforms`).
+    For a SAM 2 model, `SamPredictor(model)` is a `segany.sam2_predictor.Sam2Predictor`.
     """
 
-    def __init__(
-        self,
-        sam_model: Sam,
-        autocast_dtype: torch.dtype | None = None,
-        encoder_autocast: torch.dtype | str | None = "auto",
-        edge_refinement: EdgeRefinement | str | None = "auto",
-    ) -> None:
-        """`autocast_dtype=torch.bfloat16` runs all the networks under autocast (for GPUs; on
-        CPUs without bf16 units it is far slower than float32).
+    def __new__(cls, sam_model: Any = None, *args: Any, **kwargs: Any) -> SamPredictor:
+        if cls is SamPredictor and isinstance(sam_model, Sam2):
+            from segany.sam2_predictor import Sam2Predictor
 
-        `encoder_autocast` does so for the image encoder alone. "auto": the model's measured
-        `ModelSpec.encoder_autocast` where the device computes that dtype natively
-        (`segany.devices.computes_bfloat16_natively`), float32 otherwise; the reference models
-        declare none, so they always run in float32 and match the reference. None: float32.
-        Outputs stay float32. `ConfigError` for any other value.
-
-        `edge_refinement` sharpens the boolean masks `predict` returns with a guided filter
-        over the image (`segany.edge_refinement`). "auto": the model's measured
-        `ModelSpec.edge_refinement` (segany-tiny-v2 has one; the reference models none, so
-        their masks match the reference); None: never; an `EdgeRefinement`: those settings.
-        It needs the image's pixels: after `set_image`, or `set_embedding(..., image=...)`.
-        Logits (`return_logits`, the low-resolution ones, `predict_torch`) are never refined.
-        """
-        if not (encoder_autocast in (None, "auto") or isinstance(encoder_autocast, torch.dtype)):
-            raise ConfigError(
-                f"encoder_autocast must be 'auto', None or a torch dtype, got {encoder_autocast!r}"
-            )
-        if not (edge_refinement in (None, "auto") or isinstance(edge_refinement, EdgeRefinement)):
-            raise ConfigError(
-                "edge_refinement must be 'auto', None or an EdgeRefinement, got "
-                f"{edge_refinement!r}"
-            )
-        self.model = sam_model
-        self.autocast_dtype = autocast_dtype
-        self.encoder_autocast = encoder_autocast
-        if edge_refinement == "auto":
-            edge_refinement = getattr(getattr(sam_model, "spec", None), "edge_refinement", None)
-        self.edge_refinement: EdgeRefinement | None = edge_refinement
-        self.reset_image()
-
-    def _autocast(self, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
-        """Autocast to `dtype` (default: `autocast_dtype`, for all the networks); none for None."""
-        dtype = self.autocast_dtype if dtype is None else dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
-
-    def encoder_dtype(self) -> torch.dtype | None:
-        """The dtype the image encoder runs in under autocast now, None for float32."""
-        if self.autocast_dtype is not None:
-            return self.autocast_dtype
-        if self.encoder_autocast != "auto":
-            return self.encoder_autocast
-        measured = getattr(getattr(self.model, "spec", None), "encoder_autocast", None)
-        if measured is None or not computes_bfloat16_natively(self.device):
-            return None
-        return measured
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
-
-    @property
-    def low_res_size(self) -> tuple[int, int]:
-        """(h, w) of low-resolution logits: 4x the embedding grid (256 x 256 for SAM)."""
-        h, w = self.model.prompt_encoder.mask_input_size
-        return h, w
+            return super().__new__(Sam2Predictor)
+        return super().__new__(cls)
 
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
@@ -186,13 +112,22 @@ class SamPredictor:
                 )
             self._keep_guide(rgb)
 
-    def _keep_guide(self, rgb: np.ndarray) -> None:
-        if self.edge_refinement is not None:
-            self._guide = rgb  # the caller's array when it is already RGB uint8: not copied
+    def get_image_features(self) -> dict[str, torch.Tensor]:
+        """The current image's features by name, for an embedding cache (the inverse of
+        `set_image_features`): {"image_embed": (1, C, h, w)}."""
+        return {"image_embed": self.get_image_embedding()}
 
-    def _require_image(self) -> None:
-        if not self.is_image_set:
-            raise PromptError("no image is set: call set_image(image) before predicting")
+    def set_image_features(
+        self,
+        features: Mapping[str, torch.Tensor],
+        original_size: tuple[int, int],
+        image: Any = None,
+    ) -> None:
+        """Reuse `get_image_features` output for an (H, W) image (`set_embedding`)."""
+        if not isinstance(features, Mapping) or set(features) != {"image_embed"}:
+            got = sorted(features) if isinstance(features, Mapping) else type(features).__name__
+            raise ImageError(f"features must be a dict with the key 'image_embed', got {got}")
+        self.set_embedding(features["image_embed"], original_size, image)
 
     # ---- prompts -------------------------------------------------------------------------
 
@@ -224,57 +159,18 @@ class SamPredictor:
             array gains a leading B axis.
         """
         self._require_image()
-        check_outputs(multimask_output)
-        coords, labels = check_points(point_coords, point_labels)
-        boxes = check_boxes(box)
-        if coords is None and boxes is None and mask_input is None:
-            raise PromptError("give at least one prompt: point_coords, box or mask_input")
-        batch = 1 if boxes is None else boxes.shape[0]
-        if coords is not None and coords.ndim == 3 and coords.shape[0] != batch:
-            raise PromptError(
-                f"point_coords of shape {coords.shape} need {coords.shape[0]} boxes, got {batch}"
-            )
-        masks_np = check_mask_input(mask_input, self.low_res_size, batch)
-
-        long_side = self.model.image_size
-        device = self.device
-        coords_t = labels_t = boxes_t = masks_t = None
-        if coords is not None:
-            coords = coords_to_input(coords, self.original_size, long_side)
-            coords_t = torch.as_tensor(coords, dtype=torch.float, device=device)
-            labels_t = torch.as_tensor(labels, dtype=torch.int, device=device)
-            if coords_t.ndim == 2:
-                coords_t = coords_t[None].expand(batch, -1, -1)
-                labels_t = labels_t[None].expand(batch, -1)
-        if boxes is not None:
-            boxes = boxes_to_input(boxes, self.original_size, long_side)
-            boxes_t = torch.as_tensor(boxes, dtype=torch.float, device=device)
-        if masks_np is not None:
-            masks_t = torch.as_tensor(masks_np, dtype=torch.float, device=device)
-            masks_t = masks_t.expand(batch, -1, -1, -1)
-
-        refine = self.edge_refinement is not None and self._guide is not None and not return_logits
-        masks, iou, low_res = self.predict_torch(
-            coords_t, labels_t, boxes_t, masks_t, multimask_output, return_logits or refine
+        prompts = check_prompts(
+            point_coords, point_labels, box, mask_input, multimask_output, self.low_res_size
         )
-        masks_np = masks.cpu().numpy()  # (B, C, H, W)
-        if refine:
-            masks_np = np.stack([self.threshold_masks(m) for m in masks_np])
-        outputs = (masks_np, iou.cpu().numpy(), low_res.cpu().numpy())
-        return outputs if batch > 1 else tuple(x[0] for x in outputs)
+        return self._predict_arrays(prompts, self.to_input_frame, multimask_output, return_logits)
 
-    def threshold_masks(self, logits: np.ndarray) -> np.ndarray:
-        """(C, H, W) float logits at the current image's original size -> (C, H, W) bool
-        masks: refined (`edge_refinement`) when the predictor has settings and the image's
-        pixels, else the plain threshold."""
-        if self.edge_refinement is None or self._guide is None:
-            return logits > self.model.mask_threshold
+    def to_input_frame(self, coords: np.ndarray) -> np.ndarray:
+        """(..., 2) xy pixels in the current image's original frame -> the model-input frame
+        (longest side resized to `image_size`), as float64: the coordinates `predict_torch`
+        and `predict_low_res_torch` take."""
+        self._require_image()
         assert self.original_size is not None
-        radius = self.edge_refinement.radius_for(max(self.original_size), self.model.image_size)
-        threshold = self.model.mask_threshold
-        shifted = logits if threshold == 0 else logits - threshold  # refine_masks cuts at 0
-        settings = self.edge_refinement
-        return refine_masks(shifted, self._guide, radius, settings.eps, settings.subsample)
+        return coords_to_input(coords, self.original_size, self.model.image_size)
 
     @torch.inference_mode()
     def predict_torch(

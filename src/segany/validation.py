@@ -3,7 +3,7 @@ message that says what to fix. Pure functions over NumPy arrays."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -135,3 +135,38 @@ def check_mask_input(
         f"mask_input must have shape (1, {h}, {w}) (the low_res_logits of a previous predict "
         f"for one mask, e.g. logits[np.argmax(scores)][None]), got {mask.shape}"
     )
+
+
+class Prompts(NamedTuple):
+    """One `predict` call's checked prompts, in the caller's frame: coords (N, 2) or
+    (B, N, 2) float64 and labels (N,) or (B, N) int64; boxes (B, 4) float64; masks
+    (1 or B, 1, h, w) float64; batch B (the number of boxes, else 1)."""
+
+    coords: np.ndarray | None
+    labels: np.ndarray | None
+    boxes: np.ndarray | None
+    masks: np.ndarray | None
+    batch: int
+
+
+def check_prompts(
+    point_coords: Any,
+    point_labels: Any,
+    box: Any,
+    mask_input: Any,
+    multimask_output: Any,
+    low_res_size: tuple[int, int],
+) -> Prompts:
+    """All of `predict`'s prompt checks; at least one prompt must be given."""
+    check_outputs(multimask_output)
+    coords, labels = check_points(point_coords, point_labels)
+    boxes = check_boxes(box)
+    if coords is None and boxes is None and mask_input is None:
+        raise PromptError("give at least one prompt: point_coords, box or mask_input")
+    batch = 1 if boxes is None else boxes.shape[0]
+    if coords is not None and coords.ndim == 3 and coords.shape[0] != batch:
+        raise PromptError(
+            f"point_coords of shape {coords.shape} need {coords.shape[0]} boxes, got {batch}"
+        )
+    masks = check_mask_input(mask_input, low_res_size, batch)
+    return Prompts(coords, labels, boxes, masks, batch)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Fingerprint = dict[str, Any]
@@ -61,6 +61,11 @@ class HieraConfig:
     def embedding_size(self) -> int:
         """Side of the image embedding (stride 16)."""
         return self.img_size // 16
+
+    def at_image_size(self, image_size: int) -> HieraConfig:
+        """The same encoder for image_size px inputs (a multiple of 32): its weights do not
+        depend on the input size. `ValueError` otherwise."""
+        return replace(self, img_size=image_size)
 
     def fingerprint(self) -> Fingerprint:
         return {
