@@ -107,11 +107,10 @@ class RoPEAttention(nn.Module):
         cos, sin = self.angles(grid_size, q.device)
         q = rotate_pairs(q, cos, sin)
         if n_rotated:
-            repeats = n_rotated // nq
-            k_grid = rotate_pairs(
-                k[:, :, :n_rotated], cos.repeat(repeats, 1), sin.repeat(repeats, 1)
-            )
-            k = torch.cat((k_grid, k[:, :, n_rotated:]), dim=2)
+            # whole copies of the grid: rotate them as (B, heads, copies, Nq, d), angles broadcast
+            copies = k[:, :, :n_rotated].unflatten(2, (n_rotated // nq, nq))
+            k_grid = rotate_pairs(copies, cos, sin).flatten(2, 3)
+            k = torch.cat((k_grid, k[:, :, n_rotated:]), dim=2) if num_k_exclude_rope else k_grid
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, d)
         out = out.transpose(1, 2).flatten(2)  # (B, Nq, C)
         return self.out_proj(out)
