@@ -138,6 +138,8 @@ for _version, _folder in (("2", "072824"), ("2.1", "092824")):
                 pixel_std=(58.395, 57.12, 57.375),
                 checkpoint_name=_file,
                 url=f"{_SAM2_URL}{_folder}/{_file}",
+                # SAM2AutomaticMaskGenerator's default; its other options are SAM's.
+                amg_defaults=MappingProxyType({"pred_iou_thresh": 0.8}),
                 description=f"SAM {_version} Hiera-{_long.replace('_', '+').replace('+plus', '+')} "
                 f"({_millions} M parameters), Meta AI; images and video",
             )

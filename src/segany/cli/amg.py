@@ -107,7 +107,10 @@ def add_amg_arguments(parser: argparse.ArgumentParser, title: str) -> None:
         flag = "--" + option.name.replace("_", "-")
         if isinstance(option.default, bool):
             group.add_argument(
-                flag, action="store_true", default=None, help=option.metadata["help"]
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{option.metadata['help']} (default {'on' if option.default else 'off'})",
             )
             continue
         kind = int if isinstance(option.default, int) else float

@@ -25,6 +25,8 @@ class AmgConfig:
     """The automatic mask generator's options, with SAM's defaults.
 
     points_per_side: None only when explicit point grids are given to the generator.
+    The SAM 2 models differ in `pred_iou_thresh` (0.8, their `ModelSpec.amg_defaults`), as the
+    reference `SAM2AutomaticMaskGenerator`; its other defaults are SAM's.
     """
 
     points_per_side: int | None = _option(
@@ -50,6 +52,18 @@ class AmgConfig:
         "do not prompt grid points inside masks already kept (faster; output differs "
         "slightly from SAM's)",
     )
+    # SAM 2's generator added these three (`SAM2AutomaticMaskGenerator`); they work with every
+    # model.
+    multimask_output: bool = _option(
+        True, "3 masks per grid point (off: 1, the model's single-mask output)"
+    )
+    use_m2m: bool = _option(
+        False,
+        "mask-to-mask refinement: decode every mask once more, prompted with its point and "
+        "its own low-resolution logits, and filter the refined masks (SAM 2's; a second "
+        "decoder pass)",
+    )
+    mask_threshold: float = _option(0.0, "logit above which a pixel belongs to a mask")
 
     @classmethod
     def for_model(cls, spec: Any = None, **options: Any) -> AmgConfig:

@@ -35,7 +35,6 @@ from segany.masks.rle import masks_to_rle
 from segany.masks.stability import stability_score
 from segany.modeling.sam import Sam
 from segany.predictor import SamPredictor
-from segany.transforms import coords_to_input
 from segany.validation import as_rgb_array
 
 # Upscaled float logits held at once while filtering by stability (per chunk of candidates).
@@ -54,7 +53,7 @@ class AutomaticMaskGenerator:
     """Generate masks for a whole image.
 
     Args:
-        model: a `Sam` model (from `segany.build_sam`).
+        model: a `Sam` or `Sam2` model (from `segany.build_sam`).
         config: an `AmgConfig`; by default SAM's options with the model's own defaults
             (`ModelSpec.amg_defaults`, e.g. segany-tiny's thresholds) applied.
         point_grids: explicit (n, 2) grids in [0, 1] xy, one per crop layer (then
@@ -64,6 +63,10 @@ class AutomaticMaskGenerator:
             box_nms_thresh, crop_n_layers, min_mask_region_area, output_mode, ...). Beyond the
             reference, `skip_covered_points` (off by default) does not prompt grid points
             inside a mask already accepted on the same crop (faster, slightly different output).
+            From SAM 2's generator: `multimask_output`, `use_m2m` (mask-to-mask refinement)
+            and `mask_threshold`; with a SAM 2 model the masks are those of the reference
+            `SAM2AutomaticMaskGenerator` (its `min_mask_region_area` aside: that one fills
+            holes on CUDA only, this one removes small regions as SAM's generator does).
     """
 
     def __init__(
@@ -239,28 +242,28 @@ class AutomaticMaskGenerator:
                 return MaskCandidates()
         predictor = self.predictor
         model = predictor.model
-        long_side = model.image_size
-        step = DECODER_MICRO_BATCH if predictor.device.type == "cpu" else len(points)
         coords = torch.as_tensor(
-            coords_to_input(points, predictor.original_size, long_side),
-            dtype=torch.float,
-            device=predictor.device,
-        )
-        labels = torch.ones(len(points), 1, dtype=torch.int, device=predictor.device)
-        # Prompts none of whose masks pass the IoU filter below skip the decoder's upscaling.
+            predictor.to_input_frame(points), dtype=torch.float, device=predictor.device
+        )[:, None, :]  # (B, 1, 2) input frame
+        # Prompts none of whose masks pass the IoU filter below skip the decoder's upscaling;
+        # with m2m the filter judges the refined masks, so the first pass computes them all.
         skip = cfg.pred_iou_thresh if cfg.pred_iou_thresh > 0.0 else None
-        outputs = [
-            predictor.predict_low_res_torch(
-                coords[i : i + step, None, :], labels[i : i + step], skip_below_iou=skip
-            )
-            for i in range(0, len(points), step)
-        ]
-        low_res = torch.cat([low for low, _ in outputs])
-        iou = torch.cat([score for _, score in outputs])
+        low_res, iou = self._decode(
+            coords, None, cfg.multimask_output, None if cfg.use_m2m else skip
+        )
         per_point = low_res.shape[1]
-        low_res = low_res.flatten(0, 1)  # (B * 3, 4h, 4w), point-major
-        iou = iou.flatten(0, 1).cpu()
+        low_res = low_res.flatten(0, 1)  # (B * C, 4h, 4w), point-major
+        iou = iou.flatten(0, 1)
         point_of = torch.as_tensor(points).repeat_interleave(per_point, dim=0)
+        if cfg.use_m2m:
+            # SAM 2's mask-to-mask step: each mask once more from its point and its own logits,
+            # clamped as SAM2ImagePredictor hands them back, one output per prompt.
+            mask_input = low_res.clamp(-32.0, 32.0)[:, None]  # (B * C, 1, 4h, 4w)
+            low_res, iou = self._decode(
+                coords.repeat_interleave(per_point, dim=0), mask_input, False, skip
+            )
+            low_res, iou = low_res[:, 0], iou[:, 0]
+        iou = iou.cpu()
 
         # Predicted IoU needs no upscaling: filter first.
         index = torch.arange(len(iou))
@@ -278,12 +281,16 @@ class AutomaticMaskGenerator:
                 predictor.input_size,
                 predictor.original_size,
             )[0].cpu()  # (k, crop_h, crop_w)
-            stability = stability_score(logits, model.mask_threshold, cfg.stability_score_offset)
+            stability = stability_score(logits, cfg.mask_threshold, cfg.stability_score_offset)
             if cfg.stability_score_thresh > 0.0:
                 stable = stability >= cfg.stability_score_thresh
                 chunk, logits, stability = chunk[stable], logits[stable], stability[stable]
-            # Thresholded, with the edges refined where the model's predictor does that.
-            masks = torch.from_numpy(predictor.threshold_masks(logits.numpy()))
+            # Thresholded (at cfg.mask_threshold: shifted to the predictor's threshold), with the
+            # edges refined where the model's predictor does that.
+            shift = cfg.mask_threshold - model.mask_threshold
+            shifted = logits if shift == 0 else logits - shift
+            masks = torch.from_numpy(predictor.threshold_masks(shifted.numpy()))
+            del shifted
             del logits
             chunk_boxes = masks_to_boxes(masks)
             inside = ~is_box_near_crop_edge(
@@ -307,6 +314,30 @@ class AutomaticMaskGenerator:
             points=point_of[index],
             crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
         )
+
+    def _decode(
+        self,
+        coords: torch.Tensor,
+        mask_input: torch.Tensor | None,
+        multimask_output: bool,
+        skip_below_iou: float | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution logits (B, C, 4h, 4w) and IoU predictions (B, C) for B one-point
+        prompts: coords (B, 1, 2) input frame, foreground; mask_input (B, 1, 4h, 4w) or None."""
+        predictor = self.predictor
+        step = DECODER_MICRO_BATCH if predictor.device.type == "cpu" else len(coords)
+        labels = torch.ones(len(coords), 1, dtype=torch.int, device=predictor.device)
+        outputs = [
+            predictor.predict_low_res_torch(
+                coords[i : i + step],
+                labels[i : i + step],
+                mask_input=None if mask_input is None else mask_input[i : i + step],
+                multimask_output=multimask_output,
+                skip_below_iou=skip_below_iou,
+            )
+            for i in range(0, len(coords), step)
+        ]
+        return torch.cat([low for low, _ in outputs]), torch.cat([iou for _, iou in outputs])
 
 
 class _Steps:
