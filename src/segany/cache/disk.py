@@ -1,6 +1,7 @@
 """The cache's disk half: one safetensors file per key, `directory/ab/abcdef....safetensors`
-(two-character shards keep folders small), written atomically and checked on every read, in a
-`BoundedFolder` (least recently used files deleted beyond its byte bound)."""
+(two-character shards keep folders small; each image feature a named tensor), written
+atomically and checked on every read, in a `BoundedFolder` (least recently used files deleted
+beyond its byte bound)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -24,16 +26,26 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "segany-embedding"
 # Bumped when the file layout changes; files of another version are dropped as stale.
-FORMAT_VERSION = "1"
+# 2: every image feature under its own name (SAM 2's three levels), one sha256 over them all.
+FORMAT_VERSION = "2"
 
 
 class _CorruptEntry(Exception):
     """A file that is not a complete, self-consistent entry for its key (internal only)."""
 
 
-def tensor_sha256(tensor: torch.Tensor) -> str:
-    """sha256 hex of a contiguous CPU tensor's raw bytes."""
-    return hashlib.sha256(tensor.detach().numpy().data).hexdigest()
+def features_sha256(features: Mapping[str, torch.Tensor]) -> str:
+    """sha256 hex over named contiguous CPU tensors: each name, shape and raw bytes, in name
+    order, length-prefixed (so that no two different sets hash alike)."""
+    digest = hashlib.sha256()
+    for name in sorted(features):
+        tensor = features[name].detach()
+        for part in (name.encode(), json.dumps(list(tensor.shape)).encode()):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        data = tensor.numpy().data
+        digest.update(data.nbytes.to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 class DiskStore:
@@ -91,9 +103,9 @@ class DiskStore:
             "version": FORMAT_VERSION,
             "key": key,
             "original_size": json.dumps(list(value.original_size)),
-            "sha256": tensor_sha256(value.embedding),
+            "sha256": features_sha256(value.features),
         }
-        tensors = {"embedding": value.embedding}
+        tensors = dict(value.features)
         return self.folder.write(
             self.path(key), lambda temporary: save_file(tensors, str(temporary), metadata=metadata)
         )
@@ -117,16 +129,16 @@ def _decode(data: bytes, key: str) -> CachedEmbedding:
         )
     if metadata.get("key") != key:
         raise _CorruptEntry(f"it holds key {metadata.get('key')!r}")
-    if set(tensors) != {"embedding"}:
-        raise _CorruptEntry(f"unexpected tensors {sorted(tensors)}")
-    embedding = tensors["embedding"]
-    if embedding.dtype != torch.float32:
-        raise _CorruptEntry(f"embedding dtype {embedding.dtype}, expected float32")
-    if tensor_sha256(embedding) != metadata.get("sha256"):
-        raise _CorruptEntry("the embedding's bytes do not match their sha256")
+    if not tensors:
+        raise _CorruptEntry("it holds no tensors")
+    for name, tensor in tensors.items():
+        if tensor.dtype != torch.float32:
+            raise _CorruptEntry(f"feature {name!r} has dtype {tensor.dtype}, expected float32")
+    if features_sha256(tensors) != metadata.get("sha256"):
+        raise _CorruptEntry("the features' bytes do not match their sha256")
     try:
         original_size = tuple(json.loads(metadata.get("original_size", "")))
-        return CachedEmbedding(embedding, original_size)
+        return CachedEmbedding(tensors, original_size)
     except (TypeError, ValueError) as exc:  # ImageError is a ValueError
         raise _CorruptEntry(str(exc)) from exc
 
