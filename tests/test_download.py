@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from conftest import unused_local_port
+from segany.cli.main import main
 from segany.download import cache_dir, checkpoint_path, download_checkpoint, fetch_checkpoint
 from segany.errors import DownloadError, ModelNotFoundError
+from segany.modeling.build import build_model
 from segany.registry import build_sam, get_spec
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB: several 1 MiB-chunk-free reads, still instant
@@ -336,3 +338,68 @@ def test_cached_file_of_wrong_size_is_replaced_without_hashing(server, tmp_path,
     spec = dataclasses.replace(_spec(_url(server)), size_bytes=len(PAYLOAD))
     assert download_checkpoint(spec, dest_dir=tmp_path, progress=False).read_bytes() == PAYLOAD
     assert stale not in hashed
+
+
+# --- SAM 2: no published sha256, verified by contents --------------------------------------------
+
+
+def _sam2_checkpoint(name: str, path: Path) -> Path:
+    """A checkpoint file of model `name` in the official {"model": sd} layout, every tensor a
+    zero expanded to its shape: right keys and shapes, a few kilobytes (one element stored)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in build_model(get_spec(name)).state_dict().items()}
+    zero = torch.zeros(1)
+    state_dict = {k: zero.expand(shape) if len(shape) else zero[0] for k, shape in shapes.items()}
+    torch.save({"model": state_dict}, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["sam2.1_hiera_t", "sam2.1_hiera_tiny", "sam2_hiera_large"])
+def test_segany_download_verifies_a_sam2_checkpoint_by_its_contents(server, tmp_path, capsys, name):
+    spec = get_spec(name)
+    server.state.body = _sam2_checkpoint(spec.name, tmp_path / "src.pt").read_bytes()
+    code = main(["download", name, "--url", _url(server), "--dest", str(tmp_path / "dl")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    path = tmp_path / "dl" / spec.checkpoint_name
+    assert out.strip() == str(path) and path.read_bytes() == server.state.body
+    digest = hashlib.sha256(server.state.body).hexdigest()
+    assert f"sha256 {digest} (verified by contents)" in err
+    assert spec.checkpoint_name in {"sam2.1_hiera_tiny.pt", "sam2_hiera_large.pt"}
+
+
+def test_sam2_download_from_a_file_url(tmp_path):
+    source = _sam2_checkpoint("sam2.1_hiera_t", tmp_path / "mirror.pt")
+    done = fetch_checkpoint(
+        "sam2.1_hiera_t", url=source.as_uri(), dest_dir=tmp_path / "dl", progress=False
+    )
+    assert done.path == tmp_path / "dl" / "sam2.1_hiera_tiny.pt"
+    assert done.verified_by == "contents" and done.sha256 == _sha(source)
+
+
+def test_sam2_download_of_the_other_version_is_refused(tmp_path):
+    source = _sam2_checkpoint("sam2_hiera_t", tmp_path / "mirror.pt")  # SAM 2.0, not 2.1
+    with pytest.raises(DownloadError, match="not a checkpoint of sam2.1_hiera_t") as info:
+        fetch_checkpoint("sam2.1_hiera_t", url=source.as_uri(), dest_dir=tmp_path / "dl")
+    assert "sam2_version 2.0 (expected 2.1)" in str(info.value)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_sam2_download_of_another_size_is_refused(tmp_path):
+    source = _sam2_checkpoint("sam2.1_hiera_s", tmp_path / "mirror.pt")
+    with pytest.raises(DownloadError, match="shapes are not those of sam2.1_hiera_t"):
+        fetch_checkpoint("sam2.1_hiera_t", url=source.as_uri(), dest_dir=tmp_path / "dl")
+
+
+def test_sam2_download_cut_short_is_refused(server, tmp_path, capsys):
+    whole = _sam2_checkpoint("sam2.1_hiera_t", tmp_path / "src.pt").read_bytes()
+    server.state.body = whole[: len(whole) * 2 // 3]
+    code = main(["download", "sam2.1_hiera_t", "--url", _url(server), "--dest", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not a checkpoint of sam2.1_hiera_t" in err and "cannot be read" in err
+    assert not (tmp_path / "sam2.1_hiera_tiny.pt").exists()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
