@@ -113,9 +113,7 @@ class MultiScaleBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm1(x)
-        shortcut = x
-        if self.proj is not None:
-            shortcut = self.proj(normed)
+        shortcut = x if self.proj is None else self.proj(normed)
         if self.pool:
             shortcut = pool2x2(shortcut)
         # In-place residual adds into fresh layer outputs (no backward needs them).
