@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from segany.modeling.common import MLP, LayerNorm2d
-from segany.modeling.mask_decoder import Outputs
+from segany.modeling.common import MLP, LayerNorm2d, gelu_fresh
+from segany.modeling.mask_decoder import Outputs, _deconv2x2
 from segany.modeling.two_way_transformer import ImageSide, TwoWayTransformer
 
 
@@ -139,6 +140,7 @@ class Sam2MaskDecoder(nn.Module):
             dense_prompt_embeddings,
             image_side,
         )
+        grid = (image_pe.shape[-2], image_pe.shape[-1])
         object_score_logits = self.pred_obj_score_head(hs[:, 0])  # (B, 1)
         iou = torch.sigmoid(self.iou_prediction_head(hs[:, 1]))  # (B, T)
         mask_tokens = hs[:, 2 : 2 + self.num_mask_tokens]  # (B, T, C)
@@ -149,13 +151,13 @@ class Sam2MaskDecoder(nn.Module):
                 sam_tokens = mask_tokens[:, :1]
             iou = iou[:, 1:]
             masks = self.masks_from_tokens(
-                mask_tokens[:, 1:], image_tokens, high_res_features, 1, iou, skip_below_iou
+                mask_tokens[:, 1:], image_tokens, grid, high_res_features, 1, iou, skip_below_iou
             )
             return DecoderOutput(masks, iou, sam_tokens, object_score_logits)
         # Otherwise the single-mask token is the object's token: tracking was trained after
         # several clicks, where only it is used.
         sam_tokens = mask_tokens[:, :1]
-        masks = self.masks_from_tokens(mask_tokens, image_tokens, high_res_features)
+        masks = self.masks_from_tokens(mask_tokens, image_tokens, grid, high_res_features)
         if self.training:
             single_masks, single_iou = masks[:, :1], iou[:, :1]
         else:
@@ -175,7 +177,7 @@ class Sam2MaskDecoder(nn.Module):
         image_side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The two-way transformer: output tokens (B, 2 + T, C), in the order object score,
-        IoU, the T mask tokens, then the prompts; and image tokens (B, C, h, w)."""
+        IoU, the T mask tokens, then the prompts; and image tokens (B, h*w, C)."""
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat(
             [self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight]
@@ -183,58 +185,62 @@ class Sam2MaskDecoder(nn.Module):
         tokens = torch.cat(
             [output_tokens[None].expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
         )  # (B, 2 + T + N, C)
-        h, w = image_pe.shape[-2:]
-        if image_side is None:
-            src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w), broadcast
-            pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
-            hs, image_tokens = self.transformer(src, pos_src, tokens)
-        else:
-            hs, image_tokens = self.transformer(None, None, tokens, image_side)
-        image_tokens = image_tokens.transpose(1, 2).reshape(batch, -1, h, w)  # (B, C, h, w)
-        return hs, image_tokens
+        if image_side is not None:
+            return self.transformer(None, None, tokens, image_side)
+        src = image_embeddings + dense_prompt_embeddings  # (B, C, h, w), broadcast
+        return self.transformer(src, image_pe.expand(src.shape[0], -1, -1, -1), tokens)
 
     def masks_from_tokens(
         self,
         mask_tokens: torch.Tensor,
         image_tokens: torch.Tensor,
+        grid: tuple[int, int],
         high_res_features: tuple[torch.Tensor, torch.Tensor],
         first: int = 0,
         iou: torch.Tensor | None = None,
         skip_below_iou: float | None = None,
     ) -> torch.Tensor:
         """Mask logits (B, T', 4h, 4w) of mask tokens (B, T', C), the tokens first ..
-        first + T' - 1, over the image tokens (B, C, h, w) upscaled with the high-resolution
-        skips. With `skip_below_iou`, prompts whose `iou` (B, T') are all at or below it get
-        -inf logits and cost no upscaling."""
+        first + T' - 1, over the transformer's image tokens (B, h*w, C) on an (h, w) grid,
+        upscaled with the high-resolution skips. With `skip_below_iou`, prompts whose `iou`
+        (B, T') are all at or below it get -inf logits and cost no upscaling."""
         if skip_below_iou is None:
-            return self._masks(mask_tokens, image_tokens, high_res_features, first)
+            return self._masks(mask_tokens, image_tokens, grid, high_res_features, first)
         assert iou is not None
         keep = torch.nonzero((iou > skip_below_iou).any(dim=1)).flatten()  # (K,)
         b, t = mask_tokens.shape[:2]
-        h, w = image_tokens.shape[-2:]
-        masks = mask_tokens.new_full((b, t, 4 * h, 4 * w), -torch.inf)
+        masks = mask_tokens.new_full((b, t, 4 * grid[0], 4 * grid[1]), -torch.inf)
         if len(keep):
             feats = tuple(f if f.shape[0] == 1 else f[keep] for f in high_res_features)
-            masks[keep] = self._masks(mask_tokens[keep], image_tokens[keep], feats, first)
+            masks[keep] = self._masks(mask_tokens[keep], image_tokens[keep], grid, feats, first)
         return masks
 
     def _masks(
         self,
         mask_tokens: torch.Tensor,
         image_tokens: torch.Tensor,
+        grid: tuple[int, int],
         high_res_features: tuple[torch.Tensor, torch.Tensor],
         first: int,
     ) -> torch.Tensor:
-        deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
+        """`output_upscaling` with the skips, as per-pixel matmuls (as SAM's decoder here:
+        several times faster on CPUs than the transposed convolutions), the sub-pixels left
+        in the order the matmuls make them and only the final masks shuffled."""
+        deconv1, norm, _, deconv2, _ = self.output_upscaling  # the GELUs have no weights
         feat_s0, feat_s1 = high_res_features
-        x = act1(norm1(deconv1(image_tokens) + feat_s1))  # (B, C/4, 2h, 2w)
-        x = act2(deconv2(x) + feat_s0)  # (B, C/8, 4h, 4w)
+        b, (h, w) = image_tokens.shape[0], grid
+        x = _deconv2x2(image_tokens.reshape(b * h * w, -1), deconv1)  # rows (b, i, j, di, dj)
+        x = x.view(b, h * w * 4, -1) + _subpixel_order(feat_s1, h, w, 1)
+        x = gelu_fresh(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
+        x = _deconv2x2(x.view(-1, x.shape[-1]), deconv2)  # rows (..., di2, dj2)
+        x = gelu_fresh(x.view(b, h * w * 16, -1) + _subpixel_order(feat_s0, h, w, 2))
         mlps = self.output_hypernetworks_mlps[first : first + mask_tokens.shape[1]]
         hyper_in = torch.stack(
             [mlp(mask_tokens[:, i]) for i, mlp in enumerate(mlps)], dim=1
         )  # (B, T', C/8)
-        b, c, h, w = x.shape
-        return (hyper_in @ x.view(b, c, h * w)).view(b, -1, h, w)
+        masks = hyper_in @ x.transpose(1, 2)  # (B, T', h*w*16), pixels (i, j, di, dj, di2, dj2)
+        masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return masks.reshape(b, -1, 4 * h, 4 * w)
 
     def stable_or_best(
         self, masks: torch.Tensor, iou: torch.Tensor
@@ -249,6 +255,18 @@ class Sam2MaskDecoder(nn.Module):
         is_stable = stability_scores(single, self.stability_delta) >= self.stability_thresh
         masks_out = torch.where(is_stable[..., None, None], single, best_masks)
         return masks_out, torch.where(is_stable, single_iou, best_iou)
+
+
+def _subpixel_order(features: torch.Tensor, h: int, w: int, levels: int) -> torch.Tensor:
+    """(B, C, h * 2^levels, w * 2^levels) -> (B, h*w*4^levels, C) with pixels ordered as the
+    matmul upscaling makes them: (i, j, di, dj[, di2, dj2]) for row i*2^levels + di*2^(levels-1)
+    + ... of an (h, w) grid."""
+    b, c = features.shape[:2]
+    x = features.view(b, c, h, *(2,) * levels, w, *(2,) * levels)  # (B, C, i, di.., j, dj..)
+    rows = list(range(3, 3 + levels))
+    cols = list(range(4 + levels, 4 + 2 * levels))
+    order = [0, 2, 3 + levels] + [d for pair in zip(rows, cols, strict=True) for d in pair] + [1]
+    return x.permute(order).reshape(b, h * w * 4**levels, c)
 
 
 def stability_scores(logits: torch.Tensor, delta: float) -> torch.Tensor:
