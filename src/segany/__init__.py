@@ -25,6 +25,7 @@ __all__ = [
     "PromptError",
     "SamPredictor",
     "SeganyError",
+    "VideoPredictor",
     "build_sam",
     "get_spec",
     "list_models",
@@ -45,4 +46,8 @@ def __getattr__(name: str):
         from segany.masks.generator import AutomaticMaskGenerator
 
         return AutomaticMaskGenerator
+    if name == "VideoPredictor":
+        from segany.video.predictor import VideoPredictor
+
+        return VideoPredictor
     raise AttributeError(f"module 'segany' has no attribute {name!r}")

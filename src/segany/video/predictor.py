@@ -19,20 +19,13 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from segany.errors import NotFoundError, PromptError
-from segany.modeling.sam2.memory_bank import FrameOutput, PointInputs
-from segany.modeling.sam2.tracking import FrameFeatures, Sam2Tracker
+from segany.modeling.sam2.tracking import Sam2Tracker
 from segany.video.frames import open_frames
-from segany.video.postprocess import (
-    NO_OBJECT_SCORE,
-    fill_holes,
-    mask_to_model_input,
-    non_overlapping,
-    to_size,
-)
+from segany.video.postprocess import mask_to_model_input
 from segany.video.prompts import append_points, mask_prompt, point_prompt, to_model_frame
+from segany.video.runner import FrameRunner
 from segany.video.state import FORWARD, REVERSE, UNTRACKED, ObjectTrack, Retention, VideoState
 
 # (frame_idx, object ids, (objects, 1, H, W) float32 mask logits at the video's resolution)
@@ -67,8 +60,7 @@ class VideoPredictor:
     ) -> None:
         self.model = model
         self.tracker = Sam2Tracker(model, binarize_mask_from_points=True)
-        self.fill_hole_area = fill_hole_area
-        self.non_overlap_masks = non_overlap_masks
+        self.runner = FrameRunner(self.tracker, fill_hole_area, non_overlap_masks)
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self.cache_frames = cache_frames
         cfg, stride = model.tracking, self.tracker.memory_stride
@@ -117,7 +109,7 @@ class VideoPredictor:
             offload_video_to_cpu=offload_video_to_cpu,
             offload_state_to_cpu=offload_state_to_cpu,
         )
-        self._features(state, 0)  # most users click on frame 0 first
+        self.runner.features(state, 0)  # most users click on frame 0 first
         return state
 
     @torch.inference_mode()
@@ -125,6 +117,7 @@ class VideoPredictor:
         """Forget every object, prompt and result (the video stays open)."""
         inference_state.objects.clear()
         inference_state.obj_id_to_idx.clear()
+        inference_state.head = None
 
     # -- prompts ------------------------------------------------------------------------------
 
@@ -163,11 +156,11 @@ class VideoPredictor:
         prev_logits = None
         if prev is not None:
             prev_logits = prev.pred_masks.to(state.device).clamp(-32.0, 32.0)
-        out, _ = self._run_frame(
+        out, _ = self.runner.run(
             state, track, frame_idx, is_init, reverse, points=prompt, prev_logits=prev_logits
         )
         track.pending(is_cond)[frame_idx] = out
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        return frame_idx, state.obj_ids, self.runner.frame_masks(state, frame_idx, is_cond)
 
     def add_new_points(self, *args: Any, **kwargs: Any) -> FrameResult:
         """The reference's deprecated name of `add_new_points_or_box`."""
@@ -188,9 +181,9 @@ class VideoPredictor:
         track.mask_frames.add(frame_idx)
         track.points.pop(frame_idx, None)
         is_init, reverse, is_cond = self._frame_kind(track, frame_idx)
-        out, _ = self._run_frame(state, track, frame_idx, is_init, reverse, mask=mask_inputs)
+        out, _ = self.runner.run(state, track, frame_idx, is_init, reverse, mask=mask_inputs)
         track.pending(is_cond)[frame_idx] = out
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        return frame_idx, state.obj_ids, self.runner.frame_masks(state, frame_idx, is_cond)
 
     @torch.inference_mode()
     def clear_all_prompts_in_frame(
@@ -217,7 +210,7 @@ class VideoPredictor:
         if not need_output:
             return None
         is_cond = any(frame_idx in t.pending_cond for t in state.objects)
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        return frame_idx, state.obj_ids, self.runner.frame_masks(state, frame_idx, is_cond)
 
     @torch.inference_mode()
     def remove_object(
@@ -247,7 +240,7 @@ class VideoPredictor:
         if need_output:
             for frame_idx in frames:
                 is_cond = any(frame_idx in t.pending_cond for t in state.objects)
-                updated.append((frame_idx, self._frame_masks(state, frame_idx, is_cond)))
+                updated.append((frame_idx, self.runner.frame_masks(state, frame_idx, is_cond)))
         return state.obj_ids, updated
 
     # -- propagation --------------------------------------------------------------------------
@@ -265,7 +258,7 @@ class VideoPredictor:
                 kept = track.cond if is_cond else track.non_cond
                 for frame_idx, out in pending.items():
                     if out.maskmem_features is None:
-                        self._encode_memory(state, frame_idx, out)
+                        self.runner.encode_memory(state, frame_idx, out)
                     kept[frame_idx] = out
                 pending.clear()
             if not track.cond:
@@ -302,9 +295,8 @@ class VideoPredictor:
         else:
             order = range(start, min(start + span, num_frames - 1) + 1)
         if len(order):
-            for track in tracks:
-                track.head = start
-                self.retention.evict(track)
+            state.head = start
+            self.retention.evict(state)
         for frame_idx in order:
             logits = []
             for track in tracks:
@@ -312,15 +304,15 @@ class VideoPredictor:
                 if out is not None:
                     pred = out.pred_masks.to(state.device)
                 else:
-                    out, pred = self._run_frame(
+                    out, pred = self.runner.run(
                         state, track, frame_idx, False, reverse, run_mem_encoder=True
                     )
                     track.non_cond[frame_idx] = out
                 track.tracked[frame_idx] = REVERSE if reverse else FORWARD
-                track.head = frame_idx
-                self.retention.evict_behind(track, frame_idx, reverse)
                 logits.append(pred)
-            yield frame_idx, obj_ids, self._to_video(state, torch.cat(logits, dim=0))
+            state.head = frame_idx
+            self.retention.evict_behind(state, frame_idx, reverse)
+            yield frame_idx, obj_ids, self.runner.to_video(state, torch.cat(logits, dim=0))
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -355,90 +347,3 @@ class VideoPredictor:
         is_init = direction == UNTRACKED
         is_cond = is_init or self.add_all_frames_to_correct_as_cond
         return is_init, direction == REVERSE, is_cond
-
-    def _features(self, state: VideoState, frame_idx: int) -> FrameFeatures:
-        """The frame's image features; the last frame's are cached (clicks on one frame)."""
-        if state.cached_features is not None and state.cached_features[0] == frame_idx:
-            return state.cached_features[1]
-        image = state.frames[frame_idx].to(state.device).float()[None]  # (1, 3, S, S)
-        features = self.tracker.encode_frames(image)
-        state.cached_features = (frame_idx, features)
-        return features
-
-    def _run_frame(
-        self,
-        state: VideoState,
-        track: ObjectTrack,
-        frame_idx: int,
-        is_init: bool,
-        reverse: bool,
-        points: PointInputs | None = None,
-        mask: torch.Tensor | None = None,
-        run_mem_encoder: bool = False,
-        prev_logits: torch.Tensor | None = None,
-    ) -> tuple[FrameOutput, torch.Tensor]:
-        """Segment one object on one frame -> (its output as kept, (1, 1, S/4, S/4) logits on
-        the compute device)."""
-        out = self.tracker.track_step(
-            frame_idx,
-            is_init,
-            self._features(state, frame_idx),
-            points,
-            mask,
-            track.bank,
-            state.num_frames,
-            reverse=reverse,
-            run_mem_encoder=run_mem_encoder,
-            prev_sam_mask_logits=prev_logits,
-        )
-        logits = out.pred_masks
-        if self.fill_hole_area > 0:
-            logits = fill_holes(logits, self.fill_hole_area)
-        kept = FrameOutput(
-            pred_masks=logits.to(state.storage_device),
-            obj_ptr=out.obj_ptr,
-            object_score_logits=out.object_score_logits,
-        )
-        if out.maskmem_features is not None:
-            self._file_memory(state, kept, out.maskmem_features, out.maskmem_pos_enc)
-        return kept, logits
-
-    def _encode_memory(self, state: VideoState, frame_idx: int, out: FrameOutput) -> None:
-        """Encode the memory of a prompted frame from its (final) low-resolution logits."""
-        size = (self.image_size, self.image_size)
-        high_res = F.interpolate(
-            out.pred_masks.to(state.device), size=size, mode="bilinear", align_corners=False
-        )
-        memory, pos = self.tracker.encode_memory(
-            self._features(state, frame_idx), high_res, out.object_score_logits, True
-        )
-        self._file_memory(state, out, memory, pos)
-
-    def _file_memory(
-        self, state: VideoState, out: FrameOutput, memory: torch.Tensor, pos: torch.Tensor
-    ) -> None:
-        # bfloat16 as the reference keeps it (the memory attention reads the rounded values);
-        # the position encoding is the same for every frame: one copy shared by all outputs.
-        out.maskmem_features = memory.to(torch.bfloat16).to(state.storage_device)
-        if state.maskmem_pos_enc is None:
-            state.maskmem_pos_enc = pos[:1].clone()
-        out.maskmem_pos_enc = state.maskmem_pos_enc.expand(pos.shape[0], -1, -1, -1)
-
-    def _frame_masks(self, state: VideoState, frame_idx: int, is_cond: bool) -> torch.Tensor:
-        """Every object's latest logits on the frame at the video's resolution (the
-        reference's consolidation of its temporary outputs): (objects, 1, H, W), -1024 for
-        objects without a result there."""
-        size = (state.video_height, state.video_width)
-        masks = torch.full(
-            (len(state.objects), 1, *size), NO_OBJECT_SCORE, device=state.storage_device
-        )
-        for i, track in enumerate(state.objects):
-            out = track.stored(frame_idx, is_cond)
-            if out is not None:
-                masks[i : i + 1] = to_size(out.pred_masks, size)
-        return self._to_video(state, masks)
-
-    def _to_video(self, state: VideoState, logits: torch.Tensor) -> torch.Tensor:
-        """(objects, 1, h, w) logits -> (objects, 1, H, W) on the compute device."""
-        masks = to_size(logits.to(state.device), (state.video_height, state.video_width))
-        return non_overlapping(masks) if self.non_overlap_masks else masks

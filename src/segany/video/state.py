@@ -6,10 +6,11 @@ What is kept, per object (the reference keeps every frame's output for the whole
   of frames prompted with a mask (the mask itself is only needed on the call that gives it);
 - conditioning outputs: one `FrameOutput` per prompted frame, kept until its prompts are
   cleared;
-- non-conditioning outputs (tracked frames): only those within `radius` frames of an anchor,
-  see `Retention.evict`; `radius` is what the memory attention can reach back,
-  max(stride * (num_maskmem - 1) + 1, max_obj_ptrs_in_encoder - 1): 15 frames for the
-  official configs;
+- non-conditioning outputs (tracked frames): only those within `radius` frames of an anchor
+  (a frame where any object has a prompt, or where propagation last stopped), see
+  `Retention`; `radius` is how far back the memory attention reaches,
+  max(stride * (num_maskmem - 2) + 1, max_obj_ptrs_in_encoder - 1): 15 frames for the
+  official configs (6 spatial memories, 15 object pointers);
 - pending outputs: a prompted frame's output between the prompt and the next propagation
   (the reference's `temp_output_dict_per_obj`);
 - which frames were tracked and in which direction: one byte per frame.
@@ -46,8 +47,6 @@ class ObjectTrack:
     bank: MemoryBank = field(default_factory=MemoryBank)
     pending_cond: dict[int, FrameOutput] = field(default_factory=dict)
     pending_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
-    # the last frame propagation reached (it anchors the memories behind it), None before
-    head: int | None = None
     tracked: bytearray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +83,6 @@ class ObjectTrack:
         self.non_cond.clear()
         self.pending_cond.clear()
         self.pending_non_cond.clear()
-        self.head = None
         self.tracked = bytearray(self.num_frames)
 
 
@@ -92,37 +90,42 @@ class ObjectTrack:
 class Retention:
     """The eviction rule of non-conditioning outputs.
 
-    An output is kept while it is within `radius` frames of an anchor: a prompted or
-    conditioning frame of the object (a later propagation may start there, in either
-    direction) or the frame propagation last reached (so that tracking resumes exactly).
-    Outputs elsewhere were needed only while propagation passed by. `radius=None` keeps every
-    output, as the reference does.
+    An output is kept while it is within `radius` frames of an anchor: a frame where any
+    object has a prompt or a conditioning output (a later propagation may start there, for
+    all objects, in either direction) or the frame propagation last reached (so that tracking
+    resumes exactly there). Outputs elsewhere were needed only while propagation passed by.
+    `radius=None` keeps every output, as the reference does.
     """
 
     radius: int | None
 
-    def anchors(self, track: ObjectTrack) -> set[int]:
-        anchors = track.prompted_frames() | set(track.cond)
-        if track.head is not None:
-            anchors.add(track.head)
-        return anchors
+    def anchors(self, state: VideoState) -> list[int]:
+        anchors = set()
+        for track in state.objects:
+            anchors |= track.prompted_frames()
+            anchors.update(track.cond)
+        if state.head is not None:
+            anchors.add(state.head)
+        return sorted(anchors)
 
-    def evict(self, track: ObjectTrack) -> None:
+    def evict(self, state: VideoState) -> None:
         """Drop every output farther than `radius` from all anchors."""
         if self.radius is None:
             return
-        anchors = sorted(self.anchors(track))
-        for t in [t for t in track.non_cond if not _near(t, anchors, self.radius)]:
-            del track.non_cond[t]
+        anchors = self.anchors(state)
+        for track in state.objects:
+            for t in [t for t in track.non_cond if not _near(t, anchors, self.radius)]:
+                del track.non_cond[t]
 
-    def evict_behind(self, track: ObjectTrack, frame_idx: int, reverse: bool) -> None:
-        """After propagation stored `frame_idx`: drop the output that just fell out of reach
-        behind it, unless another anchor holds it."""
+    def evict_behind(self, state: VideoState, frame_idx: int, reverse: bool) -> None:
+        """Once propagation has filed `frame_idx`: drop the outputs that just fell out of reach
+        behind it, unless another anchor holds them."""
         if self.radius is None:
             return
         t = frame_idx + (self.radius + 1) * (1 if reverse else -1)
-        if t in track.non_cond and not _near(t, sorted(self.anchors(track)), self.radius):
-            del track.non_cond[t]
+        if not _near(t, self.anchors(state), self.radius):
+            for track in state.objects:
+                track.non_cond.pop(t, None)
 
 
 def _near(t: int, anchors: list[int], radius: int) -> bool:
@@ -148,6 +151,8 @@ class VideoState:
     obj_id_to_idx: dict[Hashable, int] = field(default_factory=dict)
     # (frame_idx, features) of the last frame run through the image encoder
     cached_features: tuple[int, Any] | None = None
+    # the last frame propagation reached (it anchors the memories behind it), None before
+    head: int | None = None
     # the memory encoder's position encoding, the same for every frame: one copy
     maskmem_pos_enc: torch.Tensor | None = None  # (1, mem_dim, S/16, S/16)
 
