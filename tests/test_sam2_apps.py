@@ -1,5 +1,6 @@
 """The applications with a SAM 2 model: `segany predict` and `segany amg`, the embedding cache
-(three feature levels), the annotation server's click, accept and /auto, and the geo service.
+(three feature levels), the annotation server's click, accept and /auto, the geo service, and
+`segany geo segment` / `segany geo amg` on a GeoTIFF.
 
 They run sam2.1_hiera_t's architecture at 256 px with random weights (registered for this
 module as SAM2_TEST, with permissive automatic-mask defaults so that random weights keep some
@@ -201,3 +202,35 @@ def test_geo_segment(tmp_path):
             again = client.post("/infer_samgis", json=body).json()
             assert again["cached_embedding"] is True
             assert again["geojson"] == answer.json()["geojson"]
+
+
+# ---- segany geo on a GeoTIFF -------------------------------------------------------------------
+
+
+@pytest.fixture
+def geotiff(tmp_path):
+    """A (96, 128) RGB GeoTIFF in UTM 32N, 1 m pixels; its top-left corner at (500000, 5e6)."""
+    rasterio = pytest.importorskip("rasterio", reason="needs segany[geo]")
+    from rasterio.transform import from_origin
+
+    data = synthetic_image(96, 128, seed=6).transpose(2, 0, 1)  # (3, H, W)
+    path = tmp_path / "scene.tif"
+    profile = dict(driver="GTiff", width=128, height=96, count=3, dtype="uint8")
+    transform = from_origin(500000, 5000000, 1, 1)
+    with rasterio.open(path, "w", crs="EPSG:32632", transform=transform, **profile) as out:
+        out.write(data)
+    return path
+
+
+def test_geo_commands_on_a_geotiff(geotiff, tmp_path, capsys):
+    model = ["--model", SAM2_TEST, "--random-weights"]
+    out = tmp_path / "click.geojson"
+    point = "500060.5,4999959.5"  # pixel (60, 40), in the raster's CRS
+    code = main(["geo", "segment", str(geotiff), "--point", point, "--out", str(out), *model])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["features"]
+
+    out = tmp_path / "auto.gpkg"
+    code = main(["geo", "amg", str(geotiff), "--out", str(out), *model, "--box-nms-thresh", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert out.is_file()
