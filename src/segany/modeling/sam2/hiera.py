@@ -57,11 +57,16 @@ class MultiScaleAttention(nn.Module):
     def forward(self, x: torch.Tensor, window: int) -> torch.Tensor:
         b, h, w, _ = x.shape
         heads = self.num_heads
-        qkv = self.qkv(x)  # (B, H, W, 3 * dim_out)
-        if window > 0:
+        if window > 0 and h % window == 0 and w % window == 0:
+            # Windows of the input: a third (a sixth when widening) of the bytes of qkv's.
+            x, padded = window_partition(x, window)
+            qkv = self.qkv(x)  # (n, window, window, 3 * dim_out)
+        elif window > 0:
             # The reference pads the normalised tokens with zeros before this layer; padding
             # the output with the bias is the same and skips the padded tokens' matmul.
-            qkv, padded = window_partition(qkv, window, fill=self.qkv.bias)
+            qkv, padded = window_partition(self.qkv(x), window, fill=self.qkv.bias)
+        else:
+            qkv = self.qkv(x)  # (B, H, W, 3 * dim_out)
         n, gh, gw, c3 = qkv.shape  # windows (or images), grid rows, grid columns
         dim_out = c3 // 3
         q, k, v = qkv.view(n, gh, gw, 3, heads, dim_out // heads).unbind(3)  # (n, gh, gw, heads, d)
