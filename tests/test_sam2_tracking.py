@@ -32,18 +32,19 @@ TOL_STEP = 1e-4  # tracking alone, same features in
 TOL_END = 1e-3  # with each side's own image encoder
 
 
-def reference_model(config: str, seed: int = 0, absent: bool = False) -> torch.nn.Module:
+def reference_model(config: str, seed: int = 0, object_bias: float = 1.0) -> torch.nn.Module:
     """The reference SAM2Base at SIZE px, random weights perturbed so that no layer is near
-    its identity init; `absent`: the object-score head says "absent" everywhere."""
+    its identity init. The object-score head's last bias is set to `object_bias`: random
+    weights give scores near 0 whose sign the bias decides, so 1.0 makes the object clearly
+    present on every frame the decoder sees (absent frames come from empty mask prompts) and
+    -50 clearly absent."""
     torch.manual_seed(seed)
-    ref = build_sam2(
-        config, None, device="cpu", hydra_overrides_extra=[f"++model.image_size={SIZE}"]
-    )
+    size = [f"++model.image_size={SIZE}"]
+    ref = build_sam2(config, None, device="cpu", hydra_overrides_extra=size)
     with torch.no_grad():
         for p in ref.parameters():
             p.add_(0.02 * torch.randn_like(p))
-        if absent:
-            ref.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(-50.0)
+        ref.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(object_bias)
     return ref.eval()
 
 
@@ -223,13 +224,18 @@ def models(request):
 
 def test_forward_tracking_matches_reference(models) -> None:
     """One object over 20 frames: clicks on frame 0 (first without encoding the memory, then
-    refined with the previous logits), a mask on frame 9, a box and clicks on frame 14; the
-    other frames tracked (more than num_maskmem memories and max_obj_ptrs pointers)."""
+    refined with the previous logits), an empty mask on frame 5 (object absent: no-object
+    pointer and spatial embedding in the bank), a mask on frame 9, a box and clicks on frame
+    14; the other frames tracked (more than num_maskmem memories and max_obj_ptrs pointers)."""
     ref, ours = models
     steps = [Step(0, clicks(1, 1, seed=1), run_mem_encoder=False, store=False)]
     steps.append(Step(0, clicks(1, 2, seed=2), reuse_previous_logits=True))
     for t in range(1, 20):
-        prompt = {9: disc_mask(1, seed=3), 14: clicks(1, 2, seed=4, box=True)}.get(t)
+        prompt = {
+            5: disc_mask(1, seed=0, empty=True),
+            9: disc_mask(1, seed=3),
+            14: clicks(1, 2, seed=4, box=True),
+        }.get(t)
         steps.append(Step(t, prompt))
     check(ref, Sam2Tracker(ours), steps, batch=1, num_frames=24)
 
@@ -261,7 +267,7 @@ def test_reverse_tracking_with_options_matches_reference(models) -> None:
 def test_absent_object_matches_reference(name: str) -> None:
     """An empty mask on frame 0, a negative object score everywhere after: -1024 logits, the
     no-object pointer, the no-object spatial embedding (2.1) in every memory."""
-    ref = reference_model(CONFIGS[name], absent=True)
+    ref = reference_model(CONFIGS[name], object_bias=-50.0)
     tracker = Sam2Tracker(our_model(ref, name))
     steps = [Step(0, disc_mask(1, seed=0, empty=True))] + [Step(t) for t in range(1, 5)]
     steps.append(Step(5, clicks(1, 1, seed=8)))
