@@ -19,6 +19,7 @@ import torch
 from sam2.build_sam import build_sam2
 
 import segany
+from segany.errors import ConfigError
 from segany.modeling.sam2.memory_bank import FrameOutput, MemoryBank, PointInputs
 from segany.modeling.sam2.sine_position import SinePositionEncoding
 from segany.modeling.sam2.tracking import FrameFeatures, Sam2Tracker, non_overlapping_logits
@@ -326,3 +327,9 @@ def test_non_overlapping_logits_keeps_the_winner() -> None:
     assert out[:, 0, 0].tolist() == [[3.0, -10.0], [-10.0, 2.0]]
     single = logits[:1]
     assert non_overlapping_logits(single) is single
+
+
+@pytest.mark.parametrize("options", [{"memory_stride": 0}, {"max_cond_frames": 1}])
+def test_tracker_options_are_checked(models, options: dict) -> None:
+    with pytest.raises(ConfigError):
+        Sam2Tracker(models[1], **options)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from segany.errors import ConfigError
 from segany.modeling.sam2.config import TrackingConfig
 from segany.modeling.sam2.memory_bank import (
     FrameOutput,
@@ -111,6 +112,11 @@ class Sam2Tracker:
         memory_stride: int = 1,
         non_overlapping_memory: bool = False,
     ) -> None:
+        if memory_stride < 1 or (max_cond_frames != -1 and max_cond_frames < 2):
+            raise ConfigError(
+                f"memory_stride must be >= 1 (got {memory_stride}) and max_cond_frames -1 or"
+                f" >= 2 (got {max_cond_frames})"
+            )
         self.model = model
         self.config: TrackingConfig = model.tracking
         self.binarize_mask_from_points = binarize_mask_from_points
@@ -122,10 +128,6 @@ class Sam2Tracker:
     def image_size(self) -> int:
         """Side S of the square model input, the frame of point coordinates."""
         return self.model.image_size
-
-    @property
-    def hidden_dim(self) -> int:
-        return self.model.memory_attention.d_model
 
     @property
     def num_maskmem(self) -> int:
