@@ -8,8 +8,10 @@ queries and its shortcut.
 Tokens stay in (B, H, W, C) grids throughout. Unlike the reference, which pads the normalised
 tokens before the qkv projection and projects the padded windows back, padding is applied to
 the qkv output (a zero token's qkv is exactly the bias) and dropped before the output
-projection, so neither linear layer spends work on padding; the interpolated position
-embedding is cached per grid size.
+projection, so neither linear layer spends work on padding; where no padding is needed the
+input is cut into windows rather than qkv (a third of the bytes). The interpolated position
+embedding is cached per grid size, and an inference pass reuses one buffer for every block's
+qkv and MLP hidden layer (`Scratch`).
 """
 
 from __future__ import annotations
