@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import random
 import socket
 import sys
@@ -16,6 +17,9 @@ from reference_models import save_reference  # noqa: E402
 
 # The CI machine has 2 cores; keep results and timings comparable run to run.
 torch.set_num_threads(2)
+# The commands download a model's official checkpoint on first use; no test reaches the
+# internet for one (tests of that download use a local mirror and unset this).
+os.environ["SEGANY_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -1,18 +1,22 @@
-"""The model options shared by the commands that run a model (`predict`, `amg`, `eval`):
---model, --checkpoint, --random-weights, --device, and how they resolve to a weights file.
+"""The model options shared by the commands that run a model (`predict`, `amg`, `eval`,
+`serve`, `geo`): --model, --checkpoint, --random-weights, --no-download, --device, and how they
+resolve to a weights file.
 
-Resolution needs no model, so a typo fails before a large checkpoint is loaded.
+Resolution needs no model, so a typo fails before a large checkpoint is loaded. A model whose
+official checkpoint is not downloaded yet is downloaded (and verified) on first use, unless
+--no-download or `SEGANY_OFFLINE=1`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segany.cli.errors import UsageError
-from segany.errors import CheckpointError
+from segany.errors import CheckpointError, DownloadError
 from segany.registry import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     import torch
 
     from segany.modeling.sam import Sam
+
+
+OFFLINE_ENV = "SEGANY_OFFLINE"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +55,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="run a model untrained (random weights, e.g. test_tiny): meaningless masks, for "
         "tests and demos",
     )
+    parser.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        help="never download: fail when the model's official checkpoint is not downloaded yet "
+        f"(also ${OFFLINE_ENV}=1); by default it is downloaded and verified on first use",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     parser.add_argument(
         "--no-edge-refinement",
@@ -63,7 +77,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[ModelSpec, Path | None]:
     """The spec and weights file named by --model / --checkpoint / --random-weights (None:
     random weights, after a warning on stderr that the masks are meaningless)."""
     spec = get_spec(args.model)
-    checkpoint = resolve_checkpoint(spec, args.checkpoint, args.random_weights)
+    download = getattr(args, "download", True) and os.environ.get(OFFLINE_ENV, "") in ("", "0")
+    checkpoint = resolve_checkpoint(spec, args.checkpoint, args.random_weights, download)
     return spec, checkpoint
 
 
@@ -76,10 +91,12 @@ def warn_random_weights(spec: ModelSpec) -> None:
 
 
 def resolve_checkpoint(
-    spec: ModelSpec, checkpoint: Path | None, random_weights: bool
+    spec: ModelSpec, checkpoint: Path | None, random_weights: bool, download: bool = False
 ) -> Path | None:
     """The weights file to load for `spec`, or None for random weights: the library's one rule
     (`segany.registry.resolve_weights`), with the command line's wording for what to do.
+    download: fetch and verify the official checkpoint when it is not downloaded yet
+    (`segany.download.fetch_checkpoint`, announced on stderr) instead of failing.
 
     --random-weights only for models that have no official weights (a random SAM is never
     what a user of vit_b wants).
@@ -98,7 +115,26 @@ def resolve_checkpoint(
     try:
         return resolve_weights(spec, checkpoint, pretrained=True)
     except WeightsNotFoundError as e:
-        raise CheckpointError(_cli_advice(e)) from None
+        if not (download and e.reason == "not_downloaded"):
+            raise CheckpointError(_cli_advice(e)) from None
+        return _download_first_use(spec, e)
+
+
+def _download_first_use(spec: ModelSpec, error: WeightsNotFoundError) -> Path:
+    from segany.download import fetch_checkpoint
+
+    size = f" ({spec.size_bytes / 2**20:.0f} MiB)" if spec.size_bytes else ""
+    print(
+        f"{spec.name}: downloading its official checkpoint{size} once, to {error.path} "
+        f"(--no-download or {OFFLINE_ENV}=1 to never download)",
+        file=sys.stderr,
+    )
+    try:
+        return fetch_checkpoint(spec).path
+    except DownloadError as e:
+        raise CheckpointError(
+            f"{e}\n{_cli_advice(error)} (it can be fetched on another machine and copied there)"
+        ) from None
 
 
 def _cli_advice(error: WeightsNotFoundError) -> str:
