@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from segany.errors import NotFoundError, PromptError
+from segany.errors import ConfigError, NotFoundError, PromptError
+from segany.modeling.sam2.config import TrackingConfig
 from segany.modeling.sam2.tracking import Sam2Tracker
 from segany.video.frames import open_frames
 from segany.video.postprocess import mask_to_model_input
@@ -58,6 +59,11 @@ class VideoPredictor:
         keep_all_outputs: bool = False,
         cache_frames: int = 4,
     ) -> None:
+        if not isinstance(getattr(model, "tracking", None), TrackingConfig):
+            raise ConfigError(
+                f"VideoPredictor needs a SAM 2 model (e.g. segany.build_sam('sam2.1_hiera_t')), "
+                f"got a {type(model).__name__}"
+            )
         self.model = model
         self.tracker = Sam2Tracker(model, binarize_mask_from_points=True)
         self.runner = FrameRunner(self.tracker, fill_hole_area, non_overlap_masks)

@@ -22,7 +22,7 @@ every frame). Masks given to the user are not kept beyond the outputs above.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,8 +184,10 @@ class VideoState:
     def __iter__(self) -> Iterator[str]:
         return iter(_STATE_KEYS)
 
-    def tracks(self) -> Iterable[tuple[int, ObjectTrack]]:
-        return enumerate(self.objects)
+    def close(self) -> None:
+        """Release the video file and the cached frames and features."""
+        self.frames.close()
+        self.cached_features = None
 
 
 _STATE_KEYS = frozenset(
