@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import re
@@ -14,10 +13,9 @@ import pytest
 import torch
 
 from conftest import unused_local_port
-from segany.cli import model_options
 from segany.cli.main import main
 from segany.download import cache_dir, checkpoint_path, download_checkpoint, fetch_checkpoint
-from segany.errors import CheckpointError, DownloadError, ModelNotFoundError
+from segany.errors import DownloadError, ModelNotFoundError
 from segany.modeling.build import build_model
 from segany.registry import build_sam, get_spec
 
@@ -399,48 +397,3 @@ def test_sam2_download_cut_short_is_refused(server, tmp_path, capsys):
     assert code == 2
     assert "not a checkpoint of sam2.1_hiera_t" in err and "cannot be read" in err
     assert not (tmp_path / "sam2.1_hiera_tiny.pt").exists()
-
-
-# --- the commands' download on first use ---------------------------------------------------
-
-
-def _first_use_args(spec_name: str, **overrides) -> argparse.Namespace:
-    args = dict(model=spec_name, checkpoint=None, random_weights=False, download=True)
-    return argparse.Namespace(**{**args, **overrides})
-
-
-def test_a_command_downloads_the_official_checkpoint_on_first_use(tmp_path, monkeypatch, capsys):
-    mirror = _sam2_checkpoint("sam2.1_hiera_t", tmp_path / "mirror.pt")
-    spec = dataclasses.replace(get_spec("sam2.1_hiera_t"), url=mirror.as_uri())
-    monkeypatch.setattr(model_options, "get_spec", lambda name: spec)
-    monkeypatch.delenv("SEGANY_OFFLINE")
-    _, path = model_options.resolve_model(_first_use_args("sam2.1_hiera_t"))
-    assert path == tmp_path / "home" / "checkpoints" / "sam2.1_hiera_tiny.pt"
-    assert path.read_bytes() == mirror.read_bytes()
-    assert "downloading its official checkpoint once" in capsys.readouterr().err
-    mirror.unlink()  # the second run finds the verified file: no download
-    assert model_options.resolve_model(_first_use_args("sam2.1_hiera_t"))[1] == path
-    assert "downloading" not in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("how", ["flag", "env"])
-def test_no_download_refuses_with_the_advice(tmp_path, monkeypatch, how):
-    mirror = _sam2_checkpoint("sam2.1_hiera_t", tmp_path / "mirror.pt")
-    spec = dataclasses.replace(get_spec("sam2.1_hiera_t"), url=mirror.as_uri())
-    monkeypatch.setattr(model_options, "get_spec", lambda name: spec)
-    if how == "flag":
-        monkeypatch.delenv("SEGANY_OFFLINE")
-    args = _first_use_args("sam2.1_hiera_t", download=how == "env")
-    with pytest.raises(CheckpointError, match="segany download sam2.1_hiera_t"):
-        model_options.resolve_model(args)
-    assert not (tmp_path / "home" / "checkpoints").exists()
-
-
-def test_a_failed_first_use_download_says_what_to_do(tmp_path, monkeypatch):
-    spec = dataclasses.replace(get_spec("sam2.1_hiera_t"), url=(tmp_path / "gone.pt").as_uri())
-    monkeypatch.setattr(model_options, "get_spec", lambda name: spec)
-    monkeypatch.delenv("SEGANY_OFFLINE")
-    with pytest.raises(CheckpointError) as info:
-        model_options.resolve_model(_first_use_args("sam2.1_hiera_t"))
-    assert "segany download sam2.1_hiera_t" in str(info.value)
-    assert "--checkpoint PATH" in str(info.value)
