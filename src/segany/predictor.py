@@ -16,9 +16,14 @@ from segany.errors import ImageError, PromptError
 from segany.modeling.mask_decoder import Outputs
 from segany.modeling.sam2.model import Sam2
 from segany.modeling.two_way_transformer import ImageSide
-from segany.predictor_base import Prediction, PredictorBase
+from segany.predictor_base import (
+    Prediction,
+    PredictorBase,
+    check_feature_names,
+    pixels_of_size,
+)
 from segany.transforms import coords_to_input, preprocess_shape, resize_image
-from segany.validation import as_rgb_array, check_original_size, check_prompts
+from segany.validation import as_rgb_array, check_original_size
 
 __all__ = ["Prediction", "SamPredictor"]
 
@@ -104,13 +109,7 @@ class SamPredictor(PredictorBase):
         self.input_size = preprocess_shape(h, w, self.model.image_size)
         self.is_image_set = True
         if image is not None:
-            rgb = as_rgb_array(image)
-            if rgb.shape[:2] != (h, w):
-                raise ImageError(
-                    f"the image is {rgb.shape[1]}x{rgb.shape[0]} but the embedding is of a "
-                    f"{w}x{h} image"
-                )
-            self._keep_guide(rgb)
+            self._keep_guide(pixels_of_size(image, (h, w), "the embedding is"))
 
     def get_image_features(self) -> dict[str, torch.Tensor]:
         """The current image's features by name, for an embedding cache (the inverse of
@@ -124,9 +123,7 @@ class SamPredictor(PredictorBase):
         image: Any = None,
     ) -> None:
         """Reuse `get_image_features` output for an (H, W) image (`set_embedding`)."""
-        if not isinstance(features, Mapping) or set(features) != {"image_embed"}:
-            got = sorted(features) if isinstance(features, Mapping) else type(features).__name__
-            raise ImageError(f"features must be a dict with the key 'image_embed', got {got}")
+        check_feature_names(features, {"image_embed"}, "the key 'image_embed'")
         self.set_embedding(features["image_embed"], original_size, image)
 
     # ---- prompts -------------------------------------------------------------------------
@@ -158,11 +155,15 @@ class SamPredictor(PredictorBase):
             low-resolution logits (C, 256, 256) float32; C is 3, 1 or 4. With B > 1 boxes every
             array gains a leading B axis.
         """
-        self._require_image()
-        prompts = check_prompts(
-            point_coords, point_labels, box, mask_input, multimask_output, self.low_res_size
+        return self._predict_arrays(
+            self.to_input_frame,
+            point_coords,
+            point_labels,
+            box,
+            mask_input,
+            multimask_output,
+            return_logits,
         )
-        return self._predict_arrays(prompts, self.to_input_frame, multimask_output, return_logits)
 
     def to_input_frame(self, coords: np.ndarray) -> np.ndarray:
         """(..., 2) xy pixels in the current image's original frame -> the model-input frame
@@ -172,69 +173,13 @@ class SamPredictor(PredictorBase):
         assert self.original_size is not None
         return coords_to_input(coords, self.original_size, self.model.image_size)
 
-    @torch.inference_mode()
-    def predict_torch(
-        self,
-        point_coords: torch.Tensor | None,
-        point_labels: torch.Tensor | None,
-        boxes: torch.Tensor | None = None,
-        mask_input: torch.Tensor | None = None,
-        multimask_output: Outputs = True,
-        return_logits: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Batched prediction with prompts already in the input frame.
-
-        Args:
-            point_coords: (B, N, 2) xy input-frame pixels; point_labels: (B, N).
-            boxes: (B, 4) xyxy input-frame pixels.
-            mask_input: (B, 1, 256, 256) logits.
-
-        Returns masks (B, C, H, W) (bool, or logits), iou (B, C), low-res logits
-        (B, C, 256, 256).
-        """
-        low_res, iou = self.predict_low_res_torch(
-            point_coords, point_labels, boxes, mask_input, multimask_output
-        )
-        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
-        if not return_logits:
-            masks = masks > self.model.mask_threshold
-        return masks, iou, low_res
-
-    @torch.inference_mode()
-    def predict_low_res_torch(
-        self,
-        point_coords: torch.Tensor | None,
-        point_labels: torch.Tensor | None,
-        boxes: torch.Tensor | None = None,
-        mask_input: torch.Tensor | None = None,
-        multimask_output: Outputs = True,
-        skip_below_iou: float | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like `predict_torch` but stops before upscaling: low-resolution logits
-        (B, C, 4h, 4w) covering the padded input square, and IoU predictions (B, C).
-
-        Callers that filter candidates (automatic mask generation) upscale only the
-        survivors, with `model.postprocess_masks(logits, input_size, original_size)`.
-        With `skip_below_iou`, a prompt whose C predicted IoUs are all at or below it gets
-        -inf logits instead of computed ones (the decoder skips most of its work).
-        """
-        self._require_image()
-        points = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise PromptError("point_coords were given without point_labels")
-            points = (point_coords, point_labels)
-        with self._autocast():
-            low_res, iou = self._decode(points, boxes, mask_input, multimask_output, skip_below_iou)
-        return low_res.float(), iou.float()
-
     def _decode(
         self,
         points: tuple[torch.Tensor, torch.Tensor] | None,
         boxes: torch.Tensor | None,
         mask_input: torch.Tensor | None,
         multimask_output: Outputs,
-        skip_below_iou: float | None = None,
+        skip_below_iou: float | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt encoder + mask decoder on the current embedding: (B, C, 4h, 4w), (B, C)."""
         prompt_encoder = self.model.prompt_encoder

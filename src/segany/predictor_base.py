@@ -1,11 +1,12 @@
 """What both image predictors share (SAM 1's `SamPredictor`, SAM 2's `Sam2Predictor`): the
-autocast and edge-refinement options, thresholding, and turning checked NumPy prompts into
-tensors and the tensor answers back into `predict`'s NumPy tuple."""
+autocast and edge-refinement options, thresholding, checking NumPy prompts and turning them
+into tensors and the tensor answers back into `predict`'s NumPy tuple, the batched tensor
+calls (`predict_torch`, `predict_low_res_torch`) and the checks of reused features."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -13,20 +14,22 @@ import torch
 
 from segany.devices import computes_bfloat16_natively
 from segany.edge_refinement import EdgeRefinement, refine_masks
-from segany.errors import ConfigError, PromptError
+from segany.errors import ConfigError, ImageError, PromptError
 from segany.modeling.mask_decoder import Outputs
-from segany.validation import Prompts
+from segany.validation import as_rgb_array, check_prompts
 
 Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class PredictorBase:
-    """Options and NumPy plumbing of a predictor; subclasses set the image (`set_image`,
-    `reset_image`) and answer prompts in the input frame (`predict_torch`)."""
+    """Options, NumPy plumbing and the batched tensor calls of a predictor; subclasses set
+    the image (`set_image`, `reset_image`), map prompts to the input frame (`to_input_frame`)
+    and run their model's prompt encoder and mask decoder (`_decode`)."""
 
     model: Any
     is_image_set: bool
     original_size: tuple[int, int] | None
+    input_size: tuple[int, int] | None
     _guide: np.ndarray | None
 
     def __init__(
@@ -121,6 +124,7 @@ class PredictorBase:
     def reset_image(self) -> None:
         raise NotImplementedError
 
+    @torch.inference_mode()
     def predict_torch(
         self,
         point_coords: torch.Tensor | None,
@@ -130,17 +134,87 @@ class PredictorBase:
         multimask_output: Outputs = True,
         return_logits: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batched prediction with prompts already in the input frame (`to_input_frame`).
+
+        Args:
+            point_coords: (B, N, 2) xy input-frame pixels; point_labels: (B, N).
+            boxes: (B, 4) xyxy input-frame pixels.
+            mask_input: (B, 1, 4h, 4w) low-resolution logits (256 x 256 for SAM).
+
+        Returns masks (B, C, H, W) at the original size (bool, or logits), iou (B, C),
+        low-resolution logits (B, C, 4h, 4w) (SAM 2: clipped to [-32, 32]).
+        """
+        low_res, iou = self.predict_low_res_torch(
+            point_coords, point_labels, boxes, mask_input, multimask_output
+        )
+        assert self.original_size is not None
+        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
+        if not return_logits:
+            masks = masks > self.model.mask_threshold
+        return masks, iou, self._returned_low_res(low_res)
+
+    def _returned_low_res(self, low_res: torch.Tensor) -> torch.Tensor:
+        """The low-resolution logits `predict_torch` hands back (SAM 2 clips them)."""
+        return low_res
+
+    @torch.inference_mode()
+    def predict_low_res_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: Outputs = True,
+        skip_below_iou: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like `predict_torch` but stops before upscaling: low-resolution logits
+        (B, C, 4h, 4w) covering the (padded or stretched) input square, never clipped, and
+        IoU predictions (B, C).
+
+        Callers that filter candidates (automatic mask generation) upscale only the
+        survivors, with `model.postprocess_masks(logits, input_size, original_size)`.
+        With `skip_below_iou`, a prompt whose C predicted IoUs are all at or below it gets
+        -inf logits instead of computed ones (the decoder skips most of its work; SAM 2 only
+        with multimask_output True).
+        """
+        self._require_image()
+        points = None
+        if point_coords is not None:
+            if point_labels is None:
+                raise PromptError("point_coords were given without point_labels")
+            points = (point_coords, point_labels)
+        with self._autocast():
+            low_res, iou = self._decode(points, boxes, mask_input, multimask_output, skip_below_iou)
+        return low_res.float(), iou.float()
+
+    def _decode(
+        self,
+        points: tuple[torch.Tensor, torch.Tensor] | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask_output: Outputs,
+        skip_below_iou: float | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's prompt encoder and mask decoder on the current image, prompts in the
+        input frame: low-resolution logits (B, C, 4h, 4w) and IoU predictions (B, C)."""
         raise NotImplementedError
 
     def _predict_arrays(
         self,
-        prompts: Prompts,
         to_input: Callable[[np.ndarray], np.ndarray],
+        point_coords: np.ndarray | None,
+        point_labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: np.ndarray | None,
         multimask_output: Outputs,
         return_logits: bool,
     ) -> Prediction:
-        """`predict`'s work after its checks: `prompts` in the original frame, `to_input`
+        """`predict`'s work: its NumPy prompts in the original frame, checked, `to_input`
         mapping (..., 2) xy there to the input frame. Returns `predict`'s tuple."""
+        self._require_image()
+        prompts = check_prompts(
+            point_coords, point_labels, box, mask_input, multimask_output, self.low_res_size
+        )
         batch, device = prompts.batch, self.device
         coords_t = labels_t = boxes_t = masks_t = None
         if prompts.coords is not None:
@@ -165,3 +239,23 @@ class PredictorBase:
             masks_np = np.stack([self.threshold_masks(m) for m in masks_np])
         outputs = (masks_np, iou.cpu().numpy(), low_res.cpu().numpy())
         return outputs if batch > 1 else tuple(x[0] for x in outputs)
+
+
+def check_feature_names(features: Any, names: Any, expected: str) -> None:
+    """`ImageError` unless `features` is a mapping with exactly the keys `names`;
+    `expected` says which, for the message."""
+    if not isinstance(features, Mapping) or set(features) != set(names):
+        got = sorted(features) if isinstance(features, Mapping) else type(features).__name__
+        raise ImageError(f"features must be a dict with {expected}, got {got}")
+
+
+def pixels_of_size(image: Any, size: tuple[int, int], of_what: str) -> np.ndarray:
+    """`image` as (H, W, 3) uint8 RGB; `ImageError` unless (H, W) is `size`, the image that
+    `of_what` (e.g. "the embedding is") was computed from."""
+    rgb = as_rgb_array(image)
+    h, w = size
+    if rgb.shape[:2] != (h, w):
+        raise ImageError(
+            f"the image is {rgb.shape[1]}x{rgb.shape[0]} but {of_what} of a {w}x{h} image"
+        )
+    return rgb

@@ -19,7 +19,8 @@ from segany.errors import ImageError, PromptError
 from segany.modeling.mask_decoder import Outputs
 from segany.modeling.sam2.model import HIGH_RES_FEATS, IMAGE_EMBED, Sam2
 from segany.predictor import Prediction, SamPredictor
-from segany.validation import as_rgb_array, check_original_size, check_prompts
+from segany.predictor_base import check_feature_names, pixels_of_size
+from segany.validation import as_rgb_array, check_original_size
 
 Features = dict[str, torch.Tensor]
 
@@ -146,9 +147,7 @@ class Sam2Predictor(SamPredictor):
         `image`: its (H, W, 3) uint8 RGB pixels, for edge refinement. `ImageError` when the
         names or shapes are not this model's."""
         expected = {name: (1, *shape) for name, shape in self.model.image_feature_shapes().items()}
-        if not isinstance(features, Mapping) or set(features) != set(expected):
-            got = sorted(features) if isinstance(features, Mapping) else type(features).__name__
-            raise ImageError(f"features must be a dict with keys {sorted(expected)}, got {got}")
+        check_feature_names(features, expected, f"keys {sorted(expected)}")
         for name, shape in expected.items():
             value = features[name]
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
@@ -157,12 +156,7 @@ class Sam2Predictor(SamPredictor):
         h, w = check_original_size(original_size)
         self.reset_image()
         if image is not None:
-            rgb = as_rgb_array(image)
-            if rgb.shape[:2] != (h, w):
-                raise ImageError(
-                    f"the image is {rgb.shape[1]}x{rgb.shape[0]} but the features are of a "
-                    f"{w}x{h} image"
-                )
+            rgb = pixels_of_size(image, (h, w), "the features are")
             if self.edge_refinement is not None:
                 self._guides = [rgb]
         moved = {name: features[name].to(self.device, torch.float32) for name in expected}
@@ -219,92 +213,33 @@ class Sam2Predictor(SamPredictor):
             low-resolution logits (C, S/4, S/4) float32 in [-32, 32]; C is 3, 1 or 4. With
             B > 1 boxes every array gains a leading B axis.
         """
-        self._require_image()
-        prompts = check_prompts(
-            point_coords, point_labels, box, mask_input, multimask_output, self.low_res_size
-        )
         return self._predict_arrays(
-            prompts,
             lambda xy: self.to_input_frame(xy, normalize_coords),
+            point_coords,
+            point_labels,
+            box,
+            mask_input,
             multimask_output,
             return_logits,
         )
 
-    @torch.inference_mode()
-    def predict_torch(
-        self,
-        point_coords: torch.Tensor | None,
-        point_labels: torch.Tensor | None,
-        boxes: torch.Tensor | None = None,
-        mask_input: torch.Tensor | None = None,
-        multimask_output: Outputs = True,
-        return_logits: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Batched prediction with prompts in the input frame (pixels of the S x S square).
-
-        Args:
-            point_coords: (B, N, 2) xy; point_labels: (B, N); boxes: (B, 4) xyxy;
-            mask_input: (B, 1, S/4, S/4) logits.
-
-        Returns masks (B, C, H, W) (bool, or logits), IoU (B, C), low-resolution logits
-        (B, C, S/4, S/4) clipped to [-32, 32].
-        """
-        low_res, iou = self.predict_low_res_torch(
-            point_coords, point_labels, boxes, mask_input, multimask_output
-        )
-        assert self.original_size is not None
-        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
-        if not return_logits:
-            masks = masks > self.model.mask_threshold
-        return masks, iou, low_res.clamp(-32.0, 32.0)
-
-    @torch.inference_mode()
-    def predict_low_res_torch(
-        self,
-        point_coords: torch.Tensor | None,
-        point_labels: torch.Tensor | None,
-        boxes: torch.Tensor | None = None,
-        mask_input: torch.Tensor | None = None,
-        multimask_output: Outputs = True,
-        skip_below_iou: float | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like `predict_torch` but stops before upscaling: low-resolution logits
-        (B, C, S/4, S/4), not clipped, and IoU predictions (B, C). Upscale survivors with
-        `model.postprocess_masks(logits, input_size, original_size)`. With `skip_below_iou`
-        (and multimask_output True), prompts whose 3 IoUs are all at or below it get -inf
-        logits instead of computed ones."""
-        self._require_image()
-        points = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise PromptError("point_coords were given without point_labels")
-            points = (point_coords, point_labels)
-        if boxes is not None:
-            # SAM 2 encodes a box as its two corners, labelled 2 and 3, before the clicks.
-            corners = boxes.reshape(-1, 2, 2)
-            corner_labels = torch.tensor([[2, 3]], dtype=torch.int, device=boxes.device)
-            corner_labels = corner_labels.expand(corners.shape[0], -1)
-            if points is None:
-                points = (corners, corner_labels)
-            else:
-                coords = points[0].expand(corners.shape[0], -1, -1)
-                labels = points[1].expand(corners.shape[0], -1).to(torch.int)
-                points = (torch.cat([corners, coords], 1), torch.cat([corner_labels, labels], 1))
-        with self._autocast():
-            out = self._decode(points, mask_input, multimask_output, skip_below_iou)
-        return out[0].float(), out[1].float()
+    def _returned_low_res(self, low_res: torch.Tensor) -> torch.Tensor:
+        """`predict_torch` clips its low-resolution logits to [-32, 32], as the reference."""
+        return low_res.clamp(-32.0, 32.0)
 
     def _decode(
         self,
         points: tuple[torch.Tensor, torch.Tensor] | None,
+        boxes: torch.Tensor | None,
         mask_input: torch.Tensor | None,
         multimask_output: Outputs,
         skip_below_iou: float | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt encoder and mask decoder on the current image: (B, C, S/4, S/4), (B, C)."""
+        """Prompt encoder and mask decoder on the current image: (B, C, S/4, S/4), (B, C).
+        Not clipped; `skip_below_iou` applies with multimask_output True only."""
         prompt_encoder = self.model.sam_prompt_encoder
         decoder = self.model.sam_mask_decoder
-        sparse, dense = prompt_encoder(points, None, mask_input)
+        sparse, dense = prompt_encoder(_with_box_corners(points, boxes), None, mask_input)
         image_pe = prompt_encoder.get_dense_pe()
         features = self.image_features
         assert features is not None
@@ -368,3 +303,20 @@ class Sam2Predictor(SamPredictor):
 
 def _entry(batch: Sequence[Any] | None, index: int) -> Any:
     return None if batch is None else batch[index]
+
+
+def _with_box_corners(
+    points: tuple[torch.Tensor, torch.Tensor] | None, boxes: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """SAM 2 encodes a (B, 4) xyxy box as its two corners, labelled 2 and 3, before the
+    clicks: (B, 2 + N, 2) coordinates and (B, 2 + N) labels."""
+    if boxes is None:
+        return points
+    corners = boxes.reshape(-1, 2, 2)  # (B, 2, 2) top-left, bottom-right
+    corner_labels = torch.tensor([[2, 3]], dtype=torch.int, device=boxes.device)
+    corner_labels = corner_labels.expand(corners.shape[0], -1)
+    if points is None:
+        return corners, corner_labels
+    coords = points[0].expand(corners.shape[0], -1, -1)
+    labels = points[1].expand(corners.shape[0], -1).to(torch.int)
+    return torch.cat([corners, coords], 1), torch.cat([corner_labels, labels], 1)

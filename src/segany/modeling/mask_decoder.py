@@ -3,6 +3,7 @@ product of each output token with the upscaled image embedding, and an IoU predi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 import torch
@@ -39,17 +40,8 @@ class MaskDecoder(nn.Module):
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
-        self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
-            LayerNorm2d(transformer_dim // 4),
-            nn.GELU(),
-            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
-            nn.GELU(),
-        )
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
-            for _ in range(self.num_mask_tokens)
-        )
+        self.output_upscaling = output_upscaling(transformer_dim)
+        self.output_hypernetworks_mlps = hypernetwork_mlps(transformer_dim, self.num_mask_tokens)
         self.iou_prediction_head = MLP(
             transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
         )
@@ -185,14 +177,7 @@ class MaskDecoder(nn.Module):
         b, (h, w) = mask_tokens.shape[0], grid
         upscaled = self.upscale(image_tokens.reshape(b, h * w, -1))  # (B, h*w*16, C/8)
         mlps = self.output_hypernetworks_mlps[outputs]
-        hyper_in = torch.stack(
-            [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(mlps)], dim=1
-        )  # (B, T', C/8)
-        masks = hyper_in @ upscaled.transpose(1, 2)  # (B, T', h*w*16), pixels unshuffled
-        # Pixel order is (i, j, di, dj, di2, dj2) for output row 4i + 2di + di2 and column
-        # 4j + 2dj + dj2: shuffle the T' masks once instead of the C/8-channel features twice.
-        masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        return masks.reshape(b, -1, 4 * h, 4 * w)
+        return hypernetwork_masks(mlps, mask_tokens, upscaled, grid)
 
     def upscale(self, x: torch.Tensor) -> torch.Tensor:
         """`output_upscaling` on (B, N, C) image tokens -> (B, N * 16, C/8) features.
@@ -208,6 +193,47 @@ class MaskDecoder(nn.Module):
         x = gelu_fresh(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
         x = gelu_fresh(_deconv2x2(x, deconv2))  # (B*N*16, C/8)
         return x.view(b, -1, x.shape[-1])
+
+
+def output_upscaling(transformer_dim: int) -> nn.Sequential:
+    """SAM's (and SAM 2's) 4x upscaling of the image tokens, C -> C/8 channels: two 2x2,
+    stride-2 transposed convolutions with a layer norm and GELUs."""
+    dim = transformer_dim
+    return nn.Sequential(
+        nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2),
+        LayerNorm2d(dim // 4),
+        nn.GELU(),
+        nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
+        nn.GELU(),
+    )
+
+
+def hypernetwork_mlps(transformer_dim: int, num_mask_tokens: int) -> nn.ModuleList:
+    """One 3-layer MLP per mask token, C -> C/8: the token's weights over upscaled pixels."""
+    return nn.ModuleList(
+        MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+        for _ in range(num_mask_tokens)
+    )
+
+
+def hypernetwork_masks(
+    mlps: Iterable[nn.Module],
+    mask_tokens: torch.Tensor,
+    pixels: torch.Tensor,
+    grid: tuple[int, int],
+) -> torch.Tensor:
+    """Mask logits (B, T', 4h, 4w): each of the mask tokens (B, T', C) through its MLP
+    (B, T', C/8), times the upscaled pixels (B, h*w*16, C/8) of an (h, w) grid, which are
+    in the order the matmul upscaling leaves them, (i, j, di, dj, di2, dj2) for output row
+    4i + 2di + di2 and column 4j + 2dj + dj2."""
+    b, (h, w) = pixels.shape[0], grid
+    hyper_in = torch.stack(
+        [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(mlps)], dim=1
+    )  # (B, T', C/8)
+    masks = hyper_in @ pixels.transpose(1, 2)  # (B, T', h*w*16), pixels unshuffled
+    # Shuffle the T' masks once instead of the C/8-channel features twice.
+    masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+    return masks.reshape(b, -1, 4 * h, 4 * w)
 
 
 def _deconv2x2(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:

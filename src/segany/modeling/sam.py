@@ -10,22 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from segany.modeling.mask_decoder import MaskDecoder
+from segany.modeling.model_base import ModelBase
 from segany.modeling.prompt_encoder import PromptEncoder
 
 
-class Sam(nn.Module):
+class Sam(ModelBase, nn.Module):
     """The Segment Anything model.
 
     Frames: the *original* frame is the user's image (H, W); the *input* frame is that image
     resized so its longest side is `image_size` (h', w'), then zero-padded at the bottom and
     right to (image_size, image_size). Point and box prompts are in input-frame pixels.
     """
-
-    mask_threshold: float = 0.0
-    image_format: str = "RGB"
-    # The `segany.registry.ModelSpec` it was built from (set by `build_sam`; None when the
-    # parts were assembled by hand). Applications read per-model defaults from it.
-    spec: Any = None
 
     def __init__(
         self,
@@ -41,15 +36,6 @@ class Sam(nn.Module):
         self.mask_decoder = mask_decoder
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
-
-    @property
-    def image_size(self) -> int:
-        """Side of the square model input (1024 for SAM)."""
-        return self.image_encoder.img_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, h', w') resized 0..255 RGB -> (B, 3, S, S) normalised and zero-padded."""

@@ -11,8 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segany.modeling.common import MLP, LayerNorm2d, gelu_fresh
-from segany.modeling.mask_decoder import Outputs, _deconv2x2
+from segany.modeling.common import MLP, gelu_fresh
+from segany.modeling.mask_decoder import (
+    Outputs,
+    _deconv2x2,
+    hypernetwork_masks,
+    hypernetwork_mlps,
+    output_upscaling,
+)
 from segany.modeling.two_way_transformer import ImageSide, TwoWayTransformer
 
 
@@ -70,21 +76,12 @@ class Sam2MaskDecoder(nn.Module):
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
         self.obj_score_token = nn.Embedding(1, transformer_dim)
-        self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
-            LayerNorm2d(transformer_dim // 4),
-            nn.GELU(),
-            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
-            nn.GELU(),
-        )
+        self.output_upscaling = output_upscaling(transformer_dim)
         # 1x1 projections of the stride-4 and stride-8 encoder features, added after each
         # upscaling step (applied once per image: `Sam2.image_features`).
         self.conv_s0 = nn.Conv2d(transformer_dim, transformer_dim // 8, kernel_size=1)
         self.conv_s1 = nn.Conv2d(transformer_dim, transformer_dim // 4, kernel_size=1)
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
-            for _ in range(self.num_mask_tokens)
-        )
+        self.output_hypernetworks_mlps = hypernetwork_mlps(transformer_dim, self.num_mask_tokens)
         self.iou_prediction_head = MLP(
             transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
         )
@@ -235,12 +232,7 @@ class Sam2MaskDecoder(nn.Module):
         x = _deconv2x2(x.view(-1, x.shape[-1]), deconv2)  # rows (..., di2, dj2)
         x = gelu_fresh(x.view(b, h * w * 16, -1) + _subpixel_order(feat_s0, h, w, 2))
         mlps = self.output_hypernetworks_mlps[first : first + mask_tokens.shape[1]]
-        hyper_in = torch.stack(
-            [mlp(mask_tokens[:, i]) for i, mlp in enumerate(mlps)], dim=1
-        )  # (B, T', C/8)
-        masks = hyper_in @ x.transpose(1, 2)  # (B, T', h*w*16), pixels (i, j, di, dj, di2, dj2)
-        masks = masks.view(b, -1, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        return masks.reshape(b, -1, 4 * h, 4 * w)
+        return hypernetwork_masks(mlps, mask_tokens, x, grid)
 
     def stable_or_best(
         self, masks: torch.Tensor, iou: torch.Tensor

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segany.modeling.common import MLP
+from segany.modeling.model_base import ModelBase
 from segany.modeling.sam2.config import TrackingConfig
 from segany.modeling.sam2.mask_decoder import Sam2MaskDecoder
 from segany.modeling.sam2.prompt_encoder import Sam2PromptEncoder
@@ -20,7 +21,7 @@ IMAGE_EMBED = "image_embed"
 HIGH_RES_FEATS = ("high_res_feat_s0", "high_res_feat_s1")
 
 
-class Sam2(nn.Module):
+class Sam2(ModelBase, nn.Module):
     """SAM 2 / SAM 2.1 (Ravi et al., 2024).
 
     Frames: the *original* frame is the user's image (H, W); the *input* frame is that image
@@ -34,11 +35,6 @@ class Sam2(nn.Module):
     obj_ptr_tpos_proj (C -> mem_dim; SAM 2.1) and mask_downsample (1 -> 1 conv, kernel 4,
     stride 4).
     """
-
-    mask_threshold: float = 0.0
-    image_format: str = "RGB"
-    # The `segany.registry.ModelSpec` it was built from (set by `build_sam`).
-    spec: Any = None
 
     def __init__(
         self,
@@ -81,15 +77,6 @@ class Sam2(nn.Module):
         self.register_buffer("pixel_std", std.float().view(-1, 1, 1), False)
 
     # ---- properties ------------------------------------------------------------------------
-
-    @property
-    def image_size(self) -> int:
-        """Side of the square model input (1024 for the official models)."""
-        return self.image_encoder.img_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
 
     @property
     def tracking(self) -> TrackingConfig:
