@@ -180,7 +180,6 @@ def test_server_click_accept_and_auto(client):
 
 
 def test_geo_segment(tmp_path):
-    pytest.importorskip("rasterio", reason="needs segany[geo]")
     from geo_helpers import Scene, TileServer
 
     scene = Scene()
@@ -210,7 +209,7 @@ def test_geo_segment(tmp_path):
 @pytest.fixture
 def geotiff(tmp_path):
     """A (96, 128) RGB GeoTIFF in UTM 32N, 1 m pixels; its top-left corner at (500000, 5e6)."""
-    rasterio = pytest.importorskip("rasterio", reason="needs segany[geo]")
+    import rasterio  # segany[geo], part of segany[dev]
     from rasterio.transform import from_origin
 
     data = synthetic_image(96, 128, seed=6).transpose(2, 0, 1)  # (3, H, W)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import av  # the segany[video] extra, part of segany[dev]
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,6 @@ from sam2.utils.misc import load_video_frames
 from segany.errors import ConfigError, ImageError
 from segany.video.frames import FolderFrames, open_frames
 from segany.video.video_file import VideoFileFrames
-
-av = pytest.importorskip("av")  # the segany[video] extra (CI installs it)
 
 SIZE = 64  # the model-input side the frames are resized to
 

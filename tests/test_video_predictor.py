@@ -131,7 +131,8 @@ def test_session_equals_reference(name, video, tmp_path):
 
 def test_video_file_equals_folder(tiny_predictor, video, tmp_path):
     """init_state on a lossless video file gives the results of the folder of its frames."""
-    av = pytest.importorskip("av")
+    import av  # the segany[video] extra, part of segany[dev]
+
     path = tmp_path / "clip.mkv"
     frames = [np.asarray(Image.open(p)) for p in sorted(video.iterdir())[:3]]
     folder = tmp_path / "pngs"
