@@ -1,0 +1,5 @@
+"""Sequences of frames: the frames of a video or the slices of a volume, read lazily."""
+
+from segany.sequences.base import FrameSequence, VolumeInfo
+
+__all__ = ["FrameSequence", "VolumeInfo"]
