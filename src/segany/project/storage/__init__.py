@@ -21,6 +21,12 @@ from segany.project.storage import repository
 from segany.project.storage.database import Database, create_database, normalize_url, sqlite_url
 from segany.project.storage.migrate import current_revision, downgrade, head_revision, upgrade
 from segany.project.storage.models import SOURCES, Annotation, Base, Category, Image
+from segany.project.storage.sequence_models import (
+    Sequence,
+    SequenceMask,
+    SequenceObject,
+    SequencePrompt,
+)
 
 __all__ = [
     "SOURCES",
@@ -29,6 +35,10 @@ __all__ = [
     "Category",
     "Database",
     "Image",
+    "Sequence",
+    "SequenceMask",
+    "SequenceObject",
+    "SequencePrompt",
     "create_database",
     "current_revision",
     "downgrade",
