@@ -28,7 +28,10 @@ class VolumeInfo:
     shape: the volume's array shape as stored (e.g. NIfTI's (X, Y, Z)); axis: the array axis the
     slices are taken along; affine: (4, 4) float64 voxel -> world (NIfTI's affine; for DICOM the
     one built from ImagePositionPatient, ImageOrientationPatient and PixelSpacing; identity
-    with the spacing for TIFF); spacing: voxel size along each array axis, in mm where known.
+    with the spacing for TIFF); spacing: voxel size along each array axis, in mm where known;
+    source: the input's path ("" if none), from which a label writer copies what else the
+    format keeps (NIfTI's sform/qform codes and units, DICOM's patient and study tags).
+    Frame pixels map to voxels as `segany.sequences.layout` says.
     """
 
     format: str
@@ -36,6 +39,7 @@ class VolumeInfo:
     axis: int
     affine: np.ndarray
     spacing: tuple[float, ...]
+    source: str = ""
 
 
 class FrameSequence(ABC):
