@@ -12,6 +12,7 @@ from segany.data.synthetic_video import (
     held_out_seeds,
     make_video,
 )
+from segany.data.synthetic_volume import make_volume
 from segany.errors import ConfigError, DataError
 from segany.sequences import FrameSequence
 
@@ -146,3 +147,43 @@ def test_frame_out_of_range():
         video.frame(3)
     with pytest.raises(DataError, match="no object"):
         video.silhouette(0, 9)
+
+
+VOLUME = (24, 40, 48)  # (D, H, W)
+
+
+def test_volume_determinism_and_labels():
+    a, b = make_volume(HELD_OUT_START, VOLUME), make_volume(HELD_OUT_START, VOLUME)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.image.shape == VOLUME and a.image.dtype == np.uint8
+    assert a.labels.shape == VOLUME and a.labels.dtype == np.uint8
+    assert set(np.unique(a.labels)) == {0, *a.objects}
+    assert not np.array_equal(a.image, make_volume(HELD_OUT_START + 1, VOLUME).image)
+
+
+def test_volume_blobs_run_through_slices_and_stand_out():
+    volume = make_volume(HELD_OUT_START + 2, VOLUME)
+    for k, best in volume.prompt_slices.items():
+        areas = (volume.labels == k).sum(axis=(1, 2))
+        assert areas[best] == areas.max() > 0
+        assert (areas > 0).sum() >= 4  # a blob, not a slice's spot
+        inside = volume.image[volume.labels == k].astype(float).mean()
+        outside = volume.image[volume.labels == 0].astype(float).mean()
+        assert abs(inside - outside) > 10
+
+
+def test_volume_sequence():
+    volume = make_volume(HELD_OUT_START, VOLUME)
+    sequence = volume.sequence()
+    assert sequence.kind == "volume" and len(sequence) == VOLUME[0]
+    assert sequence.volume is not None and sequence.volume.shape == VOLUME
+    np.testing.assert_array_equal(sequence.rgb(3)[..., 1], volume.image[3])
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"seed": -2}, {"shape": (8, 40, 40)}, {"shape": (40, 40)}, {"seed": True}]
+)
+def test_volume_bad_arguments(kwargs):
+    with pytest.raises(ConfigError):
+        make_volume(**{"seed": 0, "shape": VOLUME, **kwargs})
