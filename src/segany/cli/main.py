@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import segany
-from segany.cli import amg, download, eval, geo, models, predict, project, serve, train
+from segany.cli import amg, download, eval, geo, models, predict, project, serve, track, train
 from segany.cli.errors import UsageError
 from segany.errors import SeganyError
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segany {segany.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (models, download, predict, amg, eval, train, serve, geo):
+    for command in (models, download, predict, amg, eval, train, serve, geo, track):
         command.add_parser(subparsers)
     project.add_parsers(subparsers)
     return parser

@@ -1,0 +1,231 @@
+"""The journal of a `segany track` run in its output folder, which makes the run resumable.
+
+Two hidden files in OUT:
+- `.segany-track.json`: the run's parameters (input, its frame count and size, model, prompts
+  digest, format, direction, ...) and the outputs it writes besides the frame PNGs; a rerun
+  with other parameters is refused unless it asks to overwrite.
+- `.segany-track-frames.jsonl`: one JSON line per tracked frame, appended (and synced) once
+  the frame's own output is in place: `{"frame": i, "name": stem, "objects": {"1":
+  {"counts": rle, "score": s}, ...}}`, each mask a COCO RLE (pycocotools' compressed counts,
+  column-major) of the (H, W) frame. It is what the JSON formats are assembled from and what
+  a resumed run re-prompts the tracker from. A kill can leave a last line half written; it is
+  cut off when the journal is reopened.
+
+Memory: the journal keeps only each done frame's byte offset in the lines file; records are
+read back one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from segany.errors import ConfigError, FormatError
+from segany.formats.atomic import atomic_write_text
+
+PARAMS_FILE = ".segany-track.json"
+FRAMES_FILE = ".segany-track-frames.jsonl"
+JOURNAL_VERSION = 1
+
+
+def encode_mask(mask: np.ndarray) -> str:
+    """(H, W) bool mask -> COCO compressed RLE counts (str)."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return rle["counts"].decode("ascii")
+
+
+def decode_mask(counts: str, shape: tuple[int, int]) -> np.ndarray:
+    """COCO compressed RLE counts of an (H, W) mask -> (H, W) bool."""
+    rle = {"size": [int(shape[0]), int(shape[1])], "counts": counts.encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+@dataclass
+class FrameRecord:
+    """One tracked frame: its index, output stem, per object id its mask's RLE counts and
+    score (masks of the frame's (H, W) size), and the tracking pass that wrote it (a run's
+    passes are numbered 0, 1, ...; a later record of a frame replaces an earlier one)."""
+
+    frame: int
+    name: str
+    objects: dict[int, tuple[str, float]]
+    step: int = 0
+
+    def masks(self, shape: tuple[int, int]) -> dict[int, np.ndarray]:
+        """Object id -> (H, W) bool mask."""
+        return {i: decode_mask(counts, shape) for i, (counts, _) in self.objects.items()}
+
+    def scores(self) -> dict[int, float]:
+        return {i: score for i, (_, score) in self.objects.items()}
+
+    def to_json(self) -> str:
+        objects = {
+            str(i): {"counts": c, "score": round(s, 6)} for i, (c, s) in self.objects.items()
+        }
+        data = {"frame": self.frame, "name": self.name, "pass": self.step, "objects": objects}
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, line: str) -> FrameRecord:
+        data = json.loads(line)
+        objects = {
+            int(i): (str(o["counts"]), float(o["score"])) for i, o in data["objects"].items()
+        }
+        return cls(int(data["frame"]), str(data["name"]), objects, int(data.get("pass", 0)))
+
+
+class TrackJournal:
+    """The journal of one output folder. `open` checks a folder's earlier run against this
+    run's parameters; then `done` holds the frames already written, `append` records a frame,
+    `record(i)` / `records()` read frames back."""
+
+    def __init__(self, out: Path, params: dict[str, Any]) -> None:
+        self.out = Path(out)
+        self.params = params
+        self.offsets: dict[int, int] = {}  # done frame -> byte offset of its latest line
+        self.step_offsets: dict[tuple[int, int], int] = {}  # (frame, pass) -> the same
+        self._file: Any = None
+
+    @property
+    def frames_path(self) -> Path:
+        return self.out / FRAMES_FILE
+
+    @property
+    def done(self) -> set[int]:
+        return set(self.offsets)
+
+    def has(self, frame: int, step: int) -> bool:
+        """Whether pass `step` has recorded frame `frame`."""
+        return (frame, step) in self.step_offsets
+
+    @classmethod
+    def open(
+        cls, out: Path, params: dict[str, Any], outputs: list[str], overwrite: bool = False
+    ) -> TrackJournal:
+        """Start or resume the run of `params` in folder `out`.
+
+        outputs: the files (relative to `out`) the run writes besides its frame PNGs, removed
+        with an earlier run's outputs by `overwrite`. Raises `ConfigError` when `out` holds
+        another run's results, or files that are not a run's, unless `overwrite`.
+        """
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file; give a folder (it is created if needed)")
+        params = {"segany_track": JOURNAL_VERSION, **params}
+        journal = cls(out, params)
+        earlier = journal._read_params()
+        if earlier is not None and _same_run(earlier, params):
+            journal._scan_frames()
+        elif earlier is not None:
+            if not overwrite:
+                differ = sorted(
+                    k for k in set(earlier) | set(params) if earlier.get(k) != params.get(k)
+                )
+                raise ConfigError(
+                    f"{out} holds the results of another track command (it differs in: "
+                    f"{', '.join(differ)}); rerun that command to resume it, give another "
+                    "--out, or add --overwrite to replace them"
+                )
+            journal._remove_earlier(earlier)
+        elif out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise ConfigError(
+                f"{out} is not empty and holds no track run to resume; give an empty or new "
+                "folder, or add --overwrite to write into it anyway"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / PARAMS_FILE, json.dumps({**params, "outputs": outputs}, indent=1))
+        return journal
+
+    def _read_params(self) -> dict[str, Any] | None:
+        path = self.out / PARAMS_FILE
+        if not path.is_file():
+            return None
+        try:
+            params = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise FormatError(
+                f"cannot read {path} ({e}); remove it, or add --overwrite to start over"
+            ) from None
+        if not isinstance(params, dict):
+            raise FormatError(f"{path} is not a segany track journal; remove it or --overwrite")
+        return params
+
+    def _scan_frames(self) -> None:
+        """Index the lines file; cut off a last line a kill left half written."""
+        path = self.frames_path
+        if not path.exists():
+            return
+        good = 0
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    record = FrameRecord.from_json(line.decode("utf-8"))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    break  # a damaged line: it and what follows are redone
+                self.offsets[record.frame] = good
+                self.step_offsets[record.frame, record.step] = good
+                good += len(line)
+        if good < path.stat().st_size:
+            with open(path, "r+b") as f:
+                f.truncate(good)
+
+    def _remove_earlier(self, earlier: dict[str, Any]) -> None:
+        """Delete an earlier run's outputs (frame PNGs it journaled, its other outputs and its
+        journal); files it did not write are left alone."""
+        if self.frames_path.exists():
+            self._scan_frames()
+            for record in self.records():
+                (self.out / f"{record.name}.png").unlink(missing_ok=True)
+            self.offsets.clear()
+            self.step_offsets.clear()
+            self.frames_path.unlink()
+        for name in earlier.get("outputs", []):
+            path = self.out / str(name)
+            if path.resolve().parent != self.out.resolve():
+                continue  # a journal edited by hand to name files elsewhere
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # a DICOM label series
+            elif path.is_file():
+                path.unlink()
+
+    def append(self, record: FrameRecord) -> None:
+        """Record a frame as done (after its own output is written), durably."""
+        if self._file is None:
+            self._file = open(self.frames_path, "ab")
+        offset = self._file.tell()
+        self._file.write((record.to_json() + "\n").encode("utf-8"))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.offsets[record.frame] = offset
+        self.step_offsets[record.frame, record.step] = offset
+
+    def record(self, frame: int, step: int | None = None) -> FrameRecord:
+        """The latest record of done frame `frame` (of pass `step`, if given)."""
+        offset = self.offsets[frame] if step is None else self.step_offsets[frame, step]
+        with open(self.frames_path, "rb") as f:
+            f.seek(offset)
+            return FrameRecord.from_json(f.readline().decode("utf-8"))
+
+    def records(self) -> Iterator[FrameRecord]:
+        """Every done frame's record, in frame order, one at a time."""
+        for frame in sorted(self.offsets):
+            yield self.record(frame)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _same_run(earlier: dict[str, Any], params: dict[str, Any]) -> bool:
+    return {k: v for k, v in earlier.items() if k != "outputs"} == params
