@@ -699,6 +699,7 @@ def test_a_token_guards_every_api_route(serve):
     ]
     assert len(operations) >= 19
     ids = {"image_id": "abc", "annotation_id": "1", "category_id": "1", "job_id": "1"}
+    ids |= {"sequence_id": "abc", "frame": "0", "object_id": "1"}
     wrong = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
              {"Authorization": "Basic s3cret"}, {"Authorization": "Bearer s3cret2"}]  # fmt: skip
     for method, path in operations:

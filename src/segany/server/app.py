@@ -67,6 +67,7 @@ class AppState:
     encoder: PreEncoder | None
     samgis: Any = None  # segany.geo.samgis.SamgisService; None without the geo extra
     auto_jobs: AutoJobs | None = None  # /auto's jobs in this worker
+    sequences: Any = None  # segany.server.sequence_service.SequenceService
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -81,8 +82,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         geo_segment,
         images,
         predict,
+        sequence_export,
+        sequence_jobs,
+        sequence_objects,
+        sequences,
         system,
     )
+    from segany.server.sequence_service import SequenceService
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,10 +100,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             encoder.start()
         samgis = make_geo_service(settings, model)
         auto_jobs = AutoJobs(settings.data_dir / "auto-jobs")
-        app.state.segany = AppState(settings, project, model, encoder, samgis, auto_jobs)
+        tracking = SequenceService(settings, project, model.compute, model.model)
+        app.state.segany = AppState(settings, project, model, encoder, samgis, auto_jobs, tracking)
         try:
             yield
         finally:
+            tracking.close()
             auto_jobs.close()
             if encoder is not None:
                 encoder.stop()
@@ -112,7 +120,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     # The token guards every route but the pages, the static files and /health (auth.py).
     app.include_router(system.router)
-    for module in (images, predict, auto, annotations, categories, export):
+    sequence_routes = (sequences, sequence_objects, sequence_jobs, sequence_export)
+    for module in (images, predict, auto, annotations, categories, export, *sequence_routes):
         app.include_router(module.router, prefix="/api")
     app.include_router(system.api_router, prefix="/api")
     app.include_router(geo.router)  # /infer_samgis, /api/geo/source, /map
@@ -130,7 +139,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 # The routes whose body is a file (multipart): allowed Limits.upload_bytes, others json_bytes.
-UPLOAD_ROUTES = (("POST", "/api/images"), ("POST", "/api/geo/segment"))
+UPLOAD_ROUTES = (
+    ("POST", "/api/images"),
+    ("POST", "/api/geo/segment"),
+    ("POST", "/api/sequences"),
+)
 
 
 def _add_guards(app: FastAPI, settings: ServerSettings) -> None:

@@ -30,6 +30,10 @@ class Limits:
     points: int = 1_000  # prompt points per predict request
     page: int = 500  # images per list page
     tiles: int = 100  # map tiles per /infer_samgis extent (100 tiles: about 2560 x 2560 px)
+    # Sequences (videos, volumes): refused (413) past these, from the file's headers.
+    sequence_frames: int = 10_000
+    sequence_frame_pixels: int = 3840 * 2160
+    tracking_sessions: int = 2  # sequences tracked at once per worker (each holds its memory)
 
 
 @dataclass(frozen=True)

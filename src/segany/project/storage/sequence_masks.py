@@ -25,13 +25,15 @@ from segany.project.storage.sequences import get_sequence
 
 @dataclass(frozen=True)
 class FrameMask:
-    """One object's mask on a frame, ready to store: `rle` None means "not on this frame"."""
+    """One object's mask on a frame, ready to store: `rle` None means "not on this frame";
+    source: "prompt" (a person prompted the object on this frame) or "tracked"."""
 
     rle: CheckedRle | None
     score: float | None = None
+    source: str = "tracked"
 
 
-def encode_mask(mask: np.ndarray, score: float | None = None) -> FrameMask:
+def encode_mask(mask: np.ndarray, score: float | None = None, source: str = "tracked") -> FrameMask:
     """An (H, W) bool mask as a `FrameMask` (None when empty), without torch (pycocotools), so
     that it runs on any thread."""
     mask = np.asarray(mask, dtype=bool)
@@ -40,13 +42,13 @@ def encode_mask(mask: np.ndarray, score: float | None = None) -> FrameMask:
     if score is not None and not math.isfinite(score):
         score = None
     if not mask.any():
-        return FrameMask(None, score)
+        return FrameMask(None, score, source)
     coded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     x, y, w, h = (float(v) for v in mask_utils.toBbox(coded))
     counts = coded["counts"].decode("ascii")
     height, width = mask.shape
     rle = CheckedRle(counts, height, width, int(mask_utils.area(coded)), (x, y, w, h))
-    return FrameMask(rle, score)
+    return FrameMask(rle, score, source)
 
 
 def save_frame(
@@ -54,12 +56,12 @@ def save_frame(
     sequence_id: str,
     frame: int,
     masks: Mapping[int, FrameMask],
-    source: str,
 ) -> None:
     """Replace the masks of `masks`' objects on `frame` (other objects' stay), in one
-    transaction. source: "prompt" or "tracked"."""
-    if source not in MASK_SOURCES:
-        raise InvalidValueError(f"source must be one of {MASK_SOURCES}, got {source!r}")
+    transaction."""
+    for item in masks.values():
+        if item.source not in MASK_SOURCES:
+            raise InvalidValueError(f"source must be one of {MASK_SOURCES}, got {item.source!r}")
     sequence = get_sequence(session, sequence_id)
     if not masks:
         return
@@ -93,7 +95,7 @@ def save_frame(
                 bbox_w=w,
                 bbox_h=h,
                 score=item.score,
-                source=source,
+                source=item.source,
             )
         )
     commit(session, f"sequence {sequence_id} or one of its objects was deleted meanwhile")

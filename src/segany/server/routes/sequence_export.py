@@ -1,0 +1,70 @@
+"""A sequence's masks as a download:
+
+    GET /api/sequences/{id}/export?format=davis|ytvis|coco
+
+davis: a zip of one 8-bit palette PNG per frame (pixel = object id); ytvis: YouTube-VIS JSON;
+coco: COCO instances JSON with one image per frame (`segany.server.sequence_export`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from segany.project.storage import repository
+from segany.project.storage import sequence_masks as masks_repo
+from segany.project.storage import sequences as repo
+from segany.server.routes.common import state
+from segany.server.sequence_export import WRITERS, SequenceMeta
+
+router = APIRouter(tags=["sequences"])
+
+
+@router.get("/sequences/{sequence_id}/export", response_class=FileResponse)
+def export_sequence(
+    request: Request,
+    sequence_id: str,
+    format: Literal["davis", "ytvis", "coco"] = Query("davis"),
+):
+    """Every stored mask of the sequence, in `format`, frames named by their file stems (a
+    folder of frames) or numbers ("00042")."""
+    app = state(request)
+    service = app.sequences
+    row = service.row(sequence_id)
+    with service.open(sequence_id) as sequence:  # the frames' stems
+        stems = [sequence.name(i) for i in range(len(sequence))]
+    with app.project.db.session() as session:
+        categories = [{"id": c.id, "name": c.name} for c in repository.list_categories(session)]
+        objects = {o.object_id: o.category_id for o in repo.list_objects(session, sequence_id)}
+    name = _file_stem(row.name)
+    meta = SequenceMeta(
+        name, row.frame_count, row.height, row.width, stems.__getitem__, categories, objects
+    )
+    write, suffix, media_type = WRITERS[format]
+    folder = Path(tempfile.mkdtemp(prefix="segany-sequence-export-"))
+    target = folder / f"{name}-{format}{suffix}"
+    try:
+        with app.project.db.session() as session:
+            frames = (
+                (frame, [(m.object_id, m.rle, m.area, m.bbox) for m in masks])
+                for frame, masks in masks_repo.iter_masks(session, sequence_id)
+            )
+            write(target, meta, frames)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+    return FileResponse(target, media_type=media_type, filename=target.name, background=cleanup)
+
+
+def _file_stem(name: str) -> str:
+    """A name safe in a file name: the sequence's name without its suffixes."""
+    stem = name.split(".")[0] or "sequence"
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:80] or "sequence"
