@@ -25,6 +25,7 @@ from PIL import Image
 
 from segany.errors import ImageError
 from segany.formats.image import read_image
+from segany.sequences.base import FrameSequence
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -160,13 +161,14 @@ class FolderFrames(FrameSource):
 
 
 def open_frames(
-    video: str | os.PathLike | bytes | FrameSource,
+    video: str | os.PathLike | bytes | FrameSource | FrameSequence,
     image_size: int,
     cache_frames: int = 4,
     device: torch.device | str = "cpu",
 ) -> FrameSource:
     """A `FrameSource` for `video`: a folder of numbered frames, a video file (any container
-    PyAV reads: mp4, webm, mkv, avi, ...) or its bytes, or a `FrameSource` (returned as is).
+    PyAV reads: mp4, webm, mkv, avi, ...) or its bytes, a `FrameSource` (returned as is) or a
+    `segany.sequences.FrameSequence` (any input `open_sequence` reads; see `SequenceFrames`).
 
     Raises `ImageError` for a missing path or a folder without frames, `ConfigError` when a
     video file needs PyAV and it is not installed (`pip install "segany[video]"`).
@@ -179,13 +181,18 @@ def open_frames(
             )
         return video
     options = {"cache_frames": cache_frames, "device": device}
+    if isinstance(video, FrameSequence):
+        from segany.video.sequence_frames import SequenceFrames
+
+        return SequenceFrames(video, image_size, **options)
     if isinstance(video, bytes | bytearray):
         from segany.video.video_file import VideoFileFrames
 
         return VideoFileFrames(bytes(video), image_size, **options)
     if not isinstance(video, str | os.PathLike):
         raise ImageError(
-            f"video_path must be a folder, a video file, its bytes or a FrameSource, got "
+            "video_path must be a folder, a video file, its bytes, a FrameSource or a "
+            f"FrameSequence, got "
             f"{type(video).__name__}"
         )
     path = Path(video)
