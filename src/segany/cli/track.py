@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             "model": spec.name,
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "edge_refinement": args.edge_refinement,
-            "prompts_sha256": prompts.digest(),
+            "prompts": prompts.digest(),  # sha256 of the canonical prompts
             "format": args.format,
             "reverse": args.reverse,
             "start": args.start,
@@ -236,7 +236,7 @@ def track(args, spec, checkpoint, sequence, prompts, outputs) -> dict[str, Any]:
 
     passes = plan_passes(len(sequence), prompts.prompts, args.start, args.reverse, args.max_frames)
     todo = sum(len(p.frames) - done_prefix(p, outputs.journal) for p in passes)
-    planned = sum(len(p.frames) for p in passes)
+    resumed = len(outputs.journal.done)
     written, seconds = 0, 0.0
     if todo:
         model = load_model(spec, checkpoint, resolve_device(args.device), args.edge_refinement)
@@ -252,7 +252,7 @@ def track(args, spec, checkpoint, sequence, prompts, outputs) -> dict[str, Any]:
     done = len(outputs.journal.done)
     return {
         "written": written,
-        "resumed": planned - todo,
+        "resumed": resumed,
         "seconds": seconds,
         "files": files,
         "done": done,
@@ -268,7 +268,8 @@ def summary(args: argparse.Namespace, report: dict[str, Any], length: int, objec
         "frames have masks"
     ]
     if report["resumed"]:
-        lines.append(f"resumed: {report['resumed']} frames were already written by an earlier run")
+        left = "resumed" if written else "nothing left to track"
+        lines.append(f"{left}: {report['resumed']} frames were written by an earlier run")
     where = ", ".join(str(p) for p in report["files"])
     lines.append(f"{args.format} output written to {where}")
     return "\n".join(lines)

@@ -5,7 +5,8 @@ JSON; a volume's label volume).
 
     OUT/<frame stem>.png           png, davis: one 8-bit label PNG per tracked frame
     OUT/<name>.json                ytvis, coco: one JSON file for the sequence
-    OUT/<name>_labels.<ext>        volumes: the label volume in the input's format
+    OUT/<name>_labels.nii.gz|.tif  volumes: the label volume (NIfTI for NIfTI and DICOM inputs,
+                                   with the input's affine; TIFF for TIFF stacks)
     OUT/.segany-track*.json[l]     the journal (see `segany.formats.track_journal`)
 
 Memory is bounded whatever the length: a frame's masks are released once written; the journal
@@ -14,7 +15,7 @@ keeps byte offsets; the JSON formats hold RLE strings while they assemble.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,8 @@ from segany.sequences.base import VolumeInfo
 
 FORMATS = ("png", "davis", "ytvis", "coco")
 PNG_FORMATS = ("png", "davis")
-# A label volume's suffix in each input format (DICOM: a folder with one file per slice).
-VOLUME_SUFFIXES = {"nifti": ".nii.gz", "dicom": "", "tiff": ".tif"}
+# A label volume's suffix for each input format (a DICOM series gets a NIfTI with its geometry).
+VOLUME_SUFFIXES = {"nifti": ".nii.gz", "dicom": ".nii.gz", "tiff": ".tif"}
 
 
 def check_format(name: str) -> str:
@@ -145,18 +146,16 @@ class SequenceOutputs:
             written.append(self._write_label_volume())
         return written
 
-    def label_volume(self) -> np.ndarray:
-        """(T, H, W) uint8 labels of every frame (untracked frames 0), from the journal."""
-        labels = np.zeros((self.length, *self.shape), dtype=np.uint8)
+    def label_slices(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame, (H, W) uint8 labels) of every tracked frame, from the journal, one at a
+        time (untracked frames are left out: background in the label volume)."""
         for record in self.journal.records():
             masks = record.masks(self.shape)
-            labels[record.frame] = labels_from_masks(masks, self.shape, record.scores())
-        return labels
+            yield record.frame, labels_from_masks(masks, self.shape, record.scores())
 
     def _write_label_volume(self) -> Path:
         from segany.sequences import write_label_volume
 
         assert self.volume is not None
         path = self.out / label_volume_name(self.name, self.volume)
-        write_label_volume(path, self.volume, self.label_volume())
-        return path
+        return write_label_volume(path, self.volume, self.label_slices())

@@ -126,9 +126,8 @@ class TrackJournal:
             journal._scan_frames()
         elif earlier is not None:
             if not overwrite:
-                differ = sorted(
-                    k for k in set(earlier) | set(params) if earlier.get(k) != params.get(k)
-                )
+                keys = (set(earlier) | set(params)) - {"outputs"}
+                differ = sorted(k for k in keys if earlier.get(k) != params.get(k))
                 raise ConfigError(
                     f"{out} holds the results of another track command (it differs in: "
                     f"{', '.join(differ)}); rerun that command to resume it, give another "
