@@ -3,13 +3,21 @@ reader (nibabel, PIL) and compared voxel for voxel in the input's own array orde
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
 
 from segany.errors import ConfigError, ImageError
-from segany.sequences import LabelVolumeWriter, VolumeInfo, open_sequence, write_label_volume
+from segany.sequences import (
+    ArraySequence,
+    LabelVolumeWriter,
+    VolumeInfo,
+    open_sequence,
+    write_label_volume,
+)
 from sequence_inputs import blob_volume, oblique_affine, write_dicom_series, write_nifti, write_tiff
 
 
@@ -105,3 +113,17 @@ def test_a_failed_run_writes_no_label_volume(tmp_path):
         writer.write(0, np.ones((4, 5), np.uint8))
         raise RuntimeError("tracking stopped")
     assert not (tmp_path / "out" / "labels.tif").exists()
+
+
+def test_an_array_volume_is_written_in_its_own_order(tmp_path):
+    """An `ArraySequence` over a (D, H, W) volume (a square H = W, where a transposed write
+    would go unnoticed by shape) writes labels[k] = the labels of frame k."""
+    _, blob = blob_volume((5, 12, 12))
+    info = VolumeInfo("nifti", blob.shape, 0, np.diag([2.0, 0.5, 0.5, 1.0]), (2.0, 0.5, 0.5))
+    seq = ArraySequence(np.where(blob, 255, 0).astype(np.uint8), kind="volume", volume=info)
+    assert seq.volume.frame_order == "yx"
+    written = nib.load(str(write_label_volume(tmp_path, seq.volume, thresholded(seq))))
+    assert np.array_equal(np.asarray(written.dataobj), np.where(blob, 3, 0))
+    assert np.allclose(written.affine, info.affine)
+    with pytest.raises(ConfigError, match="not 5 of 12x12"):
+        ArraySequence(seq._frames, kind="volume", volume=replace(info, axis=2))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from segany.errors import ConfigError, ImageError
 from segany.sequences.base import FrameSequence, VolumeInfo
+from segany.sequences.layout import check_axis, frame_order, frame_size
 
 
 def _as_rgb(frame: np.ndarray, index: int) -> np.ndarray:
@@ -21,13 +23,36 @@ def _as_rgb(frame: np.ndarray, index: int) -> np.ndarray:
     raise ImageError(f"frame {index} must be (H, W) grey or (H, W, 3) RGB, got {frame.shape}")
 
 
+def _fit_volume(volume: VolumeInfo, count: int, frame_shape: tuple[int, ...]) -> VolumeInfo:
+    """`volume`, its frame order set where the frames array is the volume; `ConfigError` if
+    its slices are not `count` frames of `frame_shape`[:2]."""
+    shape = tuple(int(s) for s in volume.shape)
+    if len(shape) != 3:
+        raise ConfigError(f"a volume is 3-D, got shape {shape}")
+    axis = check_axis(volume.axis, 3, default=0)
+    if not volume.frame_order and axis == 0 and shape == (count, *frame_shape[:2]):
+        volume = replace(volume, frame_order="yx")
+    size = frame_size(frame_order(volume), shape, axis)
+    if shape[axis] != count or size != tuple(frame_shape[:2]):
+        raise ConfigError(
+            f"the volume's slices along axis {axis} of {shape} are {shape[axis]} frames of "
+            f"{size[1]}x{size[0]}, not {count} of {frame_shape[1]}x{frame_shape[0]}: fix its "
+            'shape, axis or frame_order ("xy" or "yx")'
+        )
+    return volume
+
+
 class ArraySequence(FrameSequence):
     """The frames of a (T, H, W, 3) or (T, H, W) uint8 array, or of a list of (H, W, 3) /
     (H, W) uint8 frames of one size. The frames are not copied: `rgb(i)` is a view of an
     (H, W, 3) frame (grey frames are replicated to RGB when read).
 
     names: one output stem per frame (default "00000", "00001", ...); kind: "video" or
-    "volume"; volume: the `VolumeInfo` of a volume (optional, e.g. to write a label volume).
+    "volume"; volume: the `VolumeInfo` of a volume (optional, e.g. to write a label volume),
+    whose slices along `volume.axis` must be these frames (their number and size are checked).
+    A `volume` whose shape is the frames array's own, (T, H, W) sliced along axis 0 with no
+    `frame_order`, is the array itself: its frame order is set to "yx" (frame k =
+    array[k]), whatever the format's own (`segany.sequences.layout`).
     """
 
     def __init__(
@@ -68,7 +93,7 @@ class ArraySequence(FrameSequence):
         self._frames = frames
         self._names = names
         self.kind = kind
-        self.volume = volume
+        self.volume = None if volume is None else _fit_volume(volume, len(frames), first.shape)
         self.fps = fps
         self.height, self.width = int(first.shape[0]), int(first.shape[1])
 

@@ -30,8 +30,11 @@ class VolumeInfo:
     one built from ImagePositionPatient, ImageOrientationPatient and PixelSpacing; identity
     with the spacing for TIFF); spacing: voxel size along each array axis, in mm where known;
     source: the input's path ("" if none), from which a label writer copies what else the
-    format keeps (NIfTI's sform/qform codes and units, DICOM's patient and study tags).
-    Frame pixels map to voxels as `segany.sequences.layout` says.
+    format keeps (NIfTI's sform/qform codes and units); frame_order: how frame pixels map to
+    the two other axes p < q: "xy" (pixel x along p, y along q: x-first arrays, NIfTI's and
+    DICOM's), "yx" (y along p, x along q: row-major arrays, TIFF pages, NumPy images) or ""
+    for the format's own ("xy" for "nifti" and "dicom", "yx" for "tiff"); see
+    `segany.sequences.layout`.
     """
 
     format: str
@@ -40,6 +43,7 @@ class VolumeInfo:
     affine: np.ndarray
     spacing: tuple[float, ...]
     source: str = ""
+    frame_order: str = ""
 
 
 class FrameSequence(ABC):

@@ -25,7 +25,7 @@ from PIL import Image
 
 from segany.errors import ConfigError, ImageError
 from segany.sequences.base import VolumeInfo
-from segany.sequences.layout import frame_size, frame_to_plane, plane_index
+from segany.sequences.layout import frame_order, frame_size, frame_to_plane, plane_index
 
 MAX_LABEL_BYTES = 2 * 2**30
 _SUFFIXES = {"nifti": (".nii", ".nii.gz"), "dicom": (".nii", ".nii.gz"), "tiff": (".tif", ".tiff")}
@@ -36,6 +36,8 @@ def label_volume_path(out_path: str | os.PathLike, volume: VolumeInfo) -> Path:
     """Where the label volume of `volume` goes: `out_path` itself if it names a file of the
     format (.nii/.nii.gz for NIfTI and DICOM, .tif/.tiff for TIFF), else the default name
     (`labels.nii.gz`, `labels.tif`) inside the folder `out_path` (created if missing)."""
+    if volume.format not in _SUFFIXES:
+        raise ConfigError(f"cannot write labels for a volume of format {volume.format!r}")
     out = Path(out_path)
     lower = out.name.lower()
     if out.is_dir() or not any(lower.endswith(s) for s in (".nii", ".nii.gz", ".tif", ".tiff")):
@@ -59,8 +61,6 @@ class LabelVolumeWriter:
     """
 
     def __init__(self, volume: VolumeInfo, out_path: str | os.PathLike) -> None:
-        if volume.format not in _SUFFIXES:
-            raise ConfigError(f"cannot write labels for a volume of format {volume.format!r}")
         shape = tuple(int(s) for s in volume.shape)
         if len(shape) != 3:
             raise ConfigError(f"a label volume is 3-D, got shape {shape}")
@@ -71,8 +71,9 @@ class LabelVolumeWriter:
                 f"{MAX_LABEL_BYTES / 2**30:.0f} GiB limit: write per-slice PNGs instead"
             )
         self.volume = volume
+        self.order = frame_order(volume)
         self.path = label_volume_path(out_path, volume)
-        self.frame_shape = frame_size(volume.format, shape, volume.axis)
+        self.frame_shape = frame_size(self.order, shape, volume.axis)
         self.labels = np.zeros(shape, dtype=np.uint8)  # as the input stores its voxels
         self.closed = False
 
@@ -92,7 +93,7 @@ class LabelVolumeWriter:
             labels.size and (labels.min() < 0 or labels.max() > 255)
         ):
             raise ImageError(f"labels must be integers 0-255, got {labels.dtype} values")
-        plane = frame_to_plane(self.volume.format, labels.astype(np.uint8, copy=False))
+        plane = frame_to_plane(self.order, labels.astype(np.uint8, copy=False))
         self.labels[plane_index(self.volume.axis, int(index))] = plane
 
     def close(self) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 
 from segany.errors import ConfigError, ImageError
 from segany.sequences.base import FrameSequence, VolumeInfo
-from segany.sequences.layout import frame_size, plane_index, plane_to_frame
+from segany.sequences.layout import frame_order, frame_size, plane_index, plane_to_frame
 from segany.sequences.window import apply_window, auto_window, parse_window
 
 # The largest slice read (pixels): a header implying more is refused before any allocation.
@@ -116,7 +116,8 @@ class VolumeSequence(FrameSequence):
         self.info = info  # the layout; `volume` is None when a stack is read as a video
         self.volume = info
         check_slice_size(reader.name, info.shape, info.axis)
-        self.height, self.width = frame_size(info.format, info.shape, info.axis)
+        self._order = frame_order(info)
+        self.height, self.width = frame_size(self._order, info.shape, info.axis)
         chosen = parse_window(window)
         self.window = chosen if chosen is not None else auto_window(reader.sample())
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -131,7 +132,7 @@ class VolumeSequence(FrameSequence):
             self._cache.move_to_end(index)
             return rgb
         plane = self.reader.read_plane(self.info.axis, index)
-        grey = plane_to_frame(self.info.format, apply_window(plane, self.window))  # (H, W)
+        grey = plane_to_frame(self._order, apply_window(plane, self.window))  # (H, W)
         rgb = np.repeat(grey[:, :, None], 3, axis=2)  # (H, W, 3) uint8
         rgb.flags.writeable = False  # kept in the cache: a caller must copy to change it
         self._cache[index] = rgb
