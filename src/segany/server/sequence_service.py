@@ -252,6 +252,7 @@ class SequenceService:
         job = self.jobs.start(
             sequence_id, lambda on_step: self._run(sequence_id, plan, prompted, on_step)
         )
+        job.total_steps = max(job.total_steps, plan.total)  # known now: shown from the start
         with self._lock:
             self._live[sequence_id] = job
         return job
