@@ -230,3 +230,70 @@ def test_image_baselines_with_segany_tiny_v2():
         assert held.j[0] == previous.j[0]  # the same 1-click mask on the prompt frame
     ceiling = DavisSummary.of(results["ground-truth box"])
     assert ceiling.j_mean > 0.6  # a true box on clear photo shapes: the model's own ceiling
+
+
+class _EmptySession(_FakeSession):
+    """Finds nothing anywhere: J = 0 wherever an object shows."""
+
+    def _result(self, t: int) -> FrameResult:
+        return FrameResult(t, {}, {})
+
+
+class _EmptyTracker(Tracker):
+    name = "empty"
+
+    def open(self, sequence):
+        return _EmptySession(None, len(sequence), 0, False)
+
+
+TINY_RUN = ["eval", "--sequences", "2", "--length", "3", "--size", "48x64", "--quiet"]
+TINY_RUN += ["--volumes", "1", "--volume-shape", "16x32x32", "--no-baselines"]
+
+
+def test_cli_prints_the_table(monkeypatch, capsys):
+    import segany.track
+    from segany.cli.main import main
+
+    monkeypatch.setattr(segany.track, "build_tracker", lambda model: _EmptyTracker())
+    assert main(TINY_RUN) == 0
+    out = capsys.readouterr().out
+    assert "2 held-out synthetic videos (seeds 10000-10001), 3 frames of 64 x 48" in out
+    assert "tracker: empty" in out
+    tracker_row = next(line for line in out.splitlines() if line.strip().startswith("tracker "))
+    assert tracker_row.split()[1:] == ["0.0000"] * 2 + ["0.0000", "0.0000", "0.0000"]
+    assert "correction gain (J&F)" in out and "frames/s" in out
+    assert "1 synthetic volumes of 16 x 32 x 32 voxels" in out and "Dice 0.0000" in out
+
+
+def test_cli_json(monkeypatch, capsys):
+    import json
+
+    import segany.track
+    from segany.cli.main import main
+
+    monkeypatch.setattr(segany.track, "build_tracker", lambda model: _EmptyTracker())
+    assert main([*TINY_RUN, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sequences"]["videos"] == 2 and len(report["sequences"]["per_video"]) == 2
+    assert report["sequences"]["baselines"] == {}
+    assert report["volumes"]["dice_mean"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--sequences", "0"], "--sequences must be at least 1"),
+        (["--sequences", "1", "--length", "0"], "--length"),
+        (["--sequences", "1", "--size", "20x20"], "--size"),
+        (["--sequences", "1", "--size", "big"], "HEIGHTxWIDTH"),
+        (["--volumes", "1", "--volume-shape", "8x8"], "DEPTHxHEIGHTxWIDTH"),
+        (["--sequences", "1", "--data", "scenes:test:2"], "not both"),
+        (["--sequences", "1", "--seed-start", "-1"], "--seed-start"),
+        ([], "--data SPEC"),
+    ],
+)
+def test_cli_bad_options(extra, words, capsys):
+    from segany.cli.main import main
+
+    assert main(["eval", "--quiet", *extra]) == 2
+    assert words in capsys.readouterr().err

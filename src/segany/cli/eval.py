@@ -15,6 +15,7 @@ import dataclasses
 import json
 from typing import Any
 
+from segany.cli import eval_sequences
 from segany.cli.errors import UsageError
 from segany.cli.model_options import add_model_arguments, load_model, resolve_model
 from segany.data.spec import SPEC_FORMS
@@ -62,9 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument(
         "--data",
-        required=True,
         metavar="SPEC",
-        help="the dataset, e.g. scenes:test:200 (see below)",
+        help="the dataset, e.g. scenes:test:200 (see below); or --sequences / --volumes",
     )
     parser.add_argument(
         "--max-masks", type=int, metavar="N", help="evaluate at most N masks (default: all)"
@@ -95,6 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    eval_sequences.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -106,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from segany.evaluation.timing import encoding_milliseconds
     from segany.predictor import SamPredictor
 
+    if eval_sequences.wants_sequences(args):
+        return eval_sequences.run(args)
+    if args.data is None:
+        raise UsageError("give --data SPEC (a dataset), or --sequences / --volumes")
     config = EvalConfig(max_clicks=args.max_clicks, min_area=args.min_area, clicks=args.clicks)
     if args.max_masks is not None and args.max_masks < 1:
         raise UsageError(f"--max-masks must be at least 1, got {args.max_masks}")
