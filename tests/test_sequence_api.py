@@ -75,7 +75,8 @@ def test_upload_list_frames_and_delete(client, tmp_path):
     assert Image.open(io.BytesIO(png.content)).format == "PNG"
     refused(client.get(f"{base}/frames/{FRAMES}"), 422, "past the end", str(FRAMES))
     refused(client.get(f"{base}/frames/{FRAMES}/masks"), 422, "past the end")
-    assert client.get(f"{base}/frames/0/masks").json() == {"frame": 0, "masks": []}
+    empty = {"frame": 0, "masks": [], "prompts": []}
+    assert client.get(f"{base}/frames/0/masks").json() == empty
     refused(client.get("/api/sequences/nope"), 404, "nope")
 
     stored = list((tmp_path / "data" / "sequences").iterdir())

@@ -70,6 +70,7 @@ def test_prompt_propagate_correct_and_propagate_again(serve, monkeypatch):
     assert np.array_equal(decode(mask["rle"]), stamp_at(35, 55))
     assert mask["area"] == 21 * 21 and mask["bbox"] == [25, 45, 21, 21]
     assert client.get(f"{base}/objects").json()[0]["object_id"] == 1  # added by the prompt
+    assert body["prompts"] == [{"object_id": 1, "points": [POINT], "box": None}]
 
     job = client.post(f"{base}/propagate", json={}).json()
     assert job["sequence_id"] == sequence_id and job["state"] in ("queued", "running")

@@ -228,6 +228,17 @@ def list_prompts(session: Session, sequence_id: str) -> list[SequencePrompt]:
     )
 
 
+def frame_prompts(session: Session, sequence_id: str, frame: int) -> list[SequencePrompt]:
+    """The prompts given on `frame`, by object."""
+    return list(
+        session.scalars(
+            select(SequencePrompt)
+            .where(SequencePrompt.sequence_id == sequence_id, SequencePrompt.frame == frame)
+            .order_by(SequencePrompt.object_id)
+        )
+    )
+
+
 def prompt_fields(row: SequencePrompt) -> tuple[list | None, list | None]:
     """(points, box) of a stored prompt, as given."""
     points = None if row.points is None else json.loads(row.points)

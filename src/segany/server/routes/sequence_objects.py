@@ -74,9 +74,18 @@ class FrameMaskOut(BaseModel):
     source: str
 
 
+class FramePrompt(BaseModel):
+    """The prompt a person gave an object on the frame (the last one given there)."""
+
+    object_id: int
+    points: list[tuple[float, float, int]] | None
+    box: tuple[float, float, float, float] | None
+
+
 class FrameMasks(BaseModel):
     frame: int
     masks: list[FrameMaskOut]
+    prompts: list[FramePrompt]
 
 
 class PromptOut(FrameMasks):
@@ -161,7 +170,9 @@ def prompt(request: Request, sequence_id: str, body: PromptIn, author: str = Dep
     masks, stopped = app.sequences.prompt(
         sequence_id, body.frame, body.object_id, points, box, author
     )
-    return {"frame": body.frame, "masks": [mask_out(m) for m in masks], "stopped_job": stopped}
+    prompts = _frame_prompts(request, sequence_id, body.frame)
+    masks_out = [mask_out(m) for m in masks]
+    return {"frame": body.frame, "masks": masks_out, "prompts": prompts, "stopped_job": stopped}
 
 
 @router.get("/sequences/{sequence_id}/frames/{frame}/masks", response_model=FrameMasks)
@@ -171,7 +182,18 @@ def frame_masks(request: Request, sequence_id: str, frame: int):
     service.check_frame(service.row(sequence_id), frame)
     with state(request).project.db.session() as session:
         rows = masks_repo.frame_masks(session, sequence_id, frame)
-    return {"frame": frame, "masks": [mask_out(m) for m in rows]}
+    prompts = _frame_prompts(request, sequence_id, frame)
+    return {"frame": frame, "masks": [mask_out(m) for m in rows], "prompts": prompts}
+
+
+def _frame_prompts(request: Request, sequence_id: str, frame: int) -> list[dict[str, Any]]:
+    with state(request).project.db.session() as session:
+        rows = repo.frame_prompts(session, sequence_id, frame)
+    prompts = []
+    for row in rows:
+        points, box = repo.prompt_fields(row)
+        prompts.append({"object_id": row.object_id, "points": points, "box": box})
+    return prompts
 
 
 @router.get("/sequences/{sequence_id}/timeline", response_model=Timeline)
