@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
@@ -62,6 +63,34 @@ def test_dicom_labels_are_a_nifti_in_series_order_with_its_affine(tmp_path):
     # voxel (0, 0, k) of the label volume sits at slice k's ImagePositionPatient (LPS -> RAS)
     position = geometry["origin"] + 4 * 2.0 * geometry["normal"]
     assert np.allclose(written.affine @ [0, 0, 4, 1], [-position[0], -position[1], position[2], 1])
+
+
+def test_dicom_label_series_copies_each_slice_geometry(tmp_path):
+    values, blob = blob_volume((6, 10, 12))
+    write_dicom_series(tmp_path / "series", values)
+    with open_sequence(tmp_path / "series", window=(0, 2000)) as seq:
+        writer = LabelVolumeWriter(seq.volume, tmp_path / "out")
+        for k, labels in thresholded(seq, 5):
+            writer.write(k, labels)
+    writer.close()
+    assert writer.series_dir == tmp_path / "out" / "labels_dicom"
+    inputs = {}
+    for path in (tmp_path / "series").iterdir():
+        ds = pydicom.dcmread(path)
+        inputs[tuple(np.round(np.asarray(ds.ImagePositionPatient, float), 3))] = ds
+    outputs = sorted(writer.series_dir.iterdir())
+    assert len(outputs) == 6
+    for k, path in enumerate(outputs):  # k: the slice order along the normal
+        ds = pydicom.dcmread(path)
+        source = inputs[tuple(np.round(np.asarray(ds.ImagePositionPatient, float), 3))]
+        for tag in ("ImageOrientationPatient", "PixelSpacing", "StudyInstanceUID"):
+            assert ds[tag].value == source[tag].value
+        assert ds.SeriesInstanceUID != source.SeriesInstanceUID
+        assert np.array_equal(ds.pixel_array, np.where(blob[k], 5, 0))
+        assert np.array_equal(source.pixel_array, values[k])  # the same slice
+    reread = open_sequence(writer.series_dir, window=(2.5, 5))
+    assert len(reread) == 6 and reread.volume.shape == seq.volume.shape
+    assert np.allclose(reread.volume.affine, seq.volume.affine)
 
 
 @pytest.mark.parametrize("axis", [0, 1])

@@ -5,8 +5,9 @@ its geometry, so that a viewer overlays them on the input voxel for voxel.
   qform codes, voxel sizes and units (the input's header, uint8, no scaling).
 - DICOM input: a NIfTI (`labels.nii.gz`) in the series' (column, row, slice) order with the
   RAS affine derived from ImagePositionPatient, ImageOrientationPatient and PixelSpacing
-  (sform and qform code 1, scanner), readable by nibabel, ITK-SNAP, 3D Slicer and FSL. A DICOM
-  label series or DICOM SEG is not written.
+  (sform and qform code 1, scanner), readable by nibabel, ITK-SNAP, 3D Slicer and FSL; and
+  beside it a DICOM label series, `<name>_dicom/` (`labels_dicom/` for `labels.nii.gz`), one
+  file per input slice with its headers (`segany.sequences.dicom_labels`; not DICOM SEG).
 - TIFF input: a multi-page uint8 TIFF (`labels.tif`), page k the labels of page k.
 
 Slices map to voxels as `segany.sequences.layout` says. Memory: the writer holds the whole
@@ -76,6 +77,11 @@ class LabelVolumeWriter:
         self.frame_shape = frame_size(self.order, shape, volume.axis)
         self.labels = np.zeros(shape, dtype=np.uint8)  # as the input stores its voxels
         self.closed = False
+        # DICOM inputs also get a label series beside the NIfTI (see the module's notes).
+        self.series_dir = None
+        if volume.format == "dicom" and volume.source:  # the series' headers are copied
+            stem = self.path.name.split(".")[0]
+            self.series_dir = self.path.with_name(f"{stem}_dicom")
 
     def write(self, index: int, labels: np.ndarray) -> None:
         """Frame `index`'s labels: (H, W) integers 0-255 (0 background, else object id)."""
@@ -97,12 +103,17 @@ class LabelVolumeWriter:
         self.labels[plane_index(self.volume.axis, int(index))] = plane
 
     def close(self) -> Path:
-        """Write the label volume (once); its path."""
+        """Write the label volume (once, and for DICOM the label series in `series_dir`); the
+        label volume's path."""
         if not self.closed:
             if self.volume.format == "tiff":
                 _write_tiff(self.path, self.labels)
             else:
                 _write_nifti(self.path, self.labels, self.volume)
+            if self.series_dir is not None:
+                from segany.sequences.dicom_labels import write_dicom_labels
+
+                write_dicom_labels(self.series_dir, self.labels, self.volume)
             self.closed = True
         return self.path
 
