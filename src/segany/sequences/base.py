@@ -91,7 +91,9 @@ class FrameSequence(ABC):
         return int(index)
 
     def rgb(self, index: int) -> np.ndarray:
-        """Frame `index`: (H, W, 3) uint8 RGB."""
+        """Frame `index`: (H, W, 3) uint8 RGB. The array may be the sequence's cached copy
+        (then read-only): copy it before changing it. A sequence is read by one thread at a
+        time (decoders keep a position); threads sharing one hold a lock around `rgb`."""
         return self.read_rgb(self.check_index(index))
 
     def __enter__(self) -> FrameSequence:
