@@ -260,3 +260,19 @@ def test_sequence_frames_feed_sam2_as_a_folder_would(tmp_path):
     predictor.add_new_points_or_box(state, 2, 1, [[8, 6]], [1])
     out = list(predictor.propagate_in_video(state, max_frame_num_to_track=2))
     assert [frame for frame, _, _ in out] == [2, 3, 4] and out[0][2].shape[-2:] == (16, 20)
+
+
+@pytest.mark.parametrize("index", ["none", "wrong"])
+def test_video_index_falls_back_to_decoding(tmp_path, monkeypatch, index):
+    """Packets without time stamps (None), or whose stamps do not match the decoded frames,
+    make the decoder index the file by decoding it; the frames stay right."""
+    from segany.sequences.video_decoder import VideoDecoder
+
+    packets = VideoDecoder._index_packets
+    fake = {"none": lambda self: None, "wrong": lambda self: [p + 1 for p in packets(self)]}
+    monkeypatch.setattr(VideoDecoder, "_index_packets", fake[index])
+    frames = moving_frames(6)
+    seq = open_sequence(write_video(tmp_path / "clip.mkv", frames))
+    assert seq.decoder._decoded_index and len(seq) == 6
+    for i in (5, 0, 3):
+        assert np.array_equal(seq.rgb(i), frames[i])

@@ -53,7 +53,7 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
-def _headers(pydicom: Any, folder: Path) -> list[tuple[Path, Any]]:
+def series_headers(pydicom: Any, folder: Path) -> list[tuple[Path, Any]]:
     """(path, header) of every image file of the folder's one series."""
     found = []
     for name in sorted(os.listdir(folder)):
@@ -77,7 +77,7 @@ def _headers(pydicom: Any, folder: Path) -> list[tuple[Path, Any]]:
     return found
 
 
-def _sorted_geometry(folder: Path, found: list[tuple[Path, Any]]) -> tuple[list, np.ndarray]:
+def sort_series(folder: Path, found: list[tuple[Path, Any]]) -> tuple[list, np.ndarray]:
     """The slices in order along the normal, and the LPS affine of (column, row, slice)."""
     first = found[0][1]
     rows, cols = int(first.Rows), int(first.Columns)
@@ -133,7 +133,7 @@ class DicomReader(VolumeReader):
     def __init__(self, folder: Path) -> None:
         self._pydicom = import_pydicom()
         self.name = str(folder)
-        found, lps = _sorted_geometry(folder, _headers(self._pydicom, folder))
+        found, lps = sort_series(folder, series_headers(self._pydicom, folder))
         self.paths = [path for path, _ in found]
         first = found[0][1]
         self.shape = (int(first.Columns), int(first.Rows), len(found))  # (X, Y, Z)

@@ -16,7 +16,7 @@ import numpy as np
 
 from segany.errors import ImageError
 from segany.sequences.base import VolumeInfo
-from segany.sequences.dicom import _headers, _sorted_geometry, import_pydicom
+from segany.sequences.dicom import import_pydicom, series_headers, sort_series
 
 # Tags of the input that do not describe the label pixels.
 _DROPPED = (
@@ -48,7 +48,7 @@ def write_dicom_labels(folder: Path, labels: np.ndarray, volume: VolumeInfo) -> 
         raise ImageError(
             f"the DICOM series {volume.source!r} is gone: its label series copies its headers"
         )
-    found, _ = _sorted_geometry(source, _headers(pydicom, source))
+    found, _ = sort_series(source, series_headers(pydicom, source))
     if len(found) != labels.shape[2]:
         raise ImageError(
             f"{source} now holds {len(found)} slices, the labels {labels.shape[2]}: the series "
