@@ -239,12 +239,16 @@ def test_journal_refuses_another_run_unless_overwrite(tmp_path):
         TrackJournal.open(other / "x.png", {}, [])
 
 
-def test_missing_png_is_rewritten_from_the_journal(tmp_path):
+def test_missing_or_damaged_png_is_rewritten_from_the_journal(tmp_path):
     track_into(tmp_path, "davis")
-    before = read_label_png(tmp_path / "out" / "00002.png")
-    (tmp_path / "out" / "00002.png").unlink()
-    track_into(tmp_path, "davis")  # same run: nothing tracked, the PNG comes back
-    assert np.array_equal(read_label_png(tmp_path / "out" / "00002.png"), before)
+    out = tmp_path / "out"
+    before = [read_label_png(out / f"0000{t}.png") for t in (2, 4)]
+    (out / "00002.png").unlink()  # deleted by hand
+    damaged = (out / "00004.png").read_bytes()
+    (out / "00004.png").write_bytes(damaged[: len(damaged) // 2])  # a power cut's leftover
+    track_into(tmp_path, "davis")  # same run: nothing tracked, the PNGs come back
+    after = [read_label_png(out / f"0000{t}.png") for t in (2, 4)]
+    assert all(np.array_equal(a, b) for a, b in zip(after, before, strict=True))
 
 
 GOOD = {"frame": 0, "object": 1, "points": [[3, 4]]}

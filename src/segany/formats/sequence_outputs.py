@@ -7,6 +7,7 @@ JSON; a volume's label volume).
     OUT/<name>.json                ytvis, coco: one JSON file for the sequence
     OUT/<name>_labels.nii.gz|.tif  volumes: the label volume (NIfTI for NIfTI and DICOM inputs,
                                    with the input's affine; TIFF for TIFF stacks)
+    OUT/<name>_labels_dicom/       DICOM inputs: also a DICOM label series, a file per slice
     OUT/.segany-track*.json[l]     the journal (see `segany.formats.track_journal`)
 
 Memory is bounded whatever the length: a frame's masks are released once written; the journal
@@ -22,7 +23,7 @@ import numpy as np
 
 from segany.errors import ConfigError
 from segany.formats.coco_frames import write_coco_frames
-from segany.formats.sequence_png import labels_from_masks, write_label_png
+from segany.formats.sequence_png import label_png_is_whole, labels_from_masks, write_label_png
 from segany.formats.track_journal import FrameRecord, TrackJournal, encode_mask
 from segany.formats.ytvis import write_ytvis
 from segany.sequences.base import VolumeInfo
@@ -44,6 +45,8 @@ def planned_outputs(fmt: str, name: str, volume: VolumeInfo | None) -> list[str]
     outputs = [] if fmt in PNG_FORMATS else [f"{name}.json"]
     if volume is not None:
         outputs.append(label_volume_name(name, volume))
+        if volume.format == "dicom":  # a DICOM label series beside the NIfTI
+            outputs.append(f"{name}_labels_dicom")
     return outputs
 
 
@@ -99,19 +102,24 @@ class SequenceOutputs:
         """
         if self.fmt in PNG_FORMATS:
             labels = labels_from_masks(masks, self.shape, scores)
-            write_label_png(self.out / f"{stem}.png", labels, palette=self.fmt == "davis")
+            # Not synced: the journal line below is, and holds the masks, so a PNG a power
+            # cut spoils is found and rewritten from it when the run resumes (`finish`).
+            path = self.out / f"{stem}.png"
+            write_label_png(path, labels, palette=self.fmt == "davis", durable=False)
         objects = {i: (encode_mask(m), float(scores.get(i, 0.0))) for i, m in masks.items()}
         self.journal.append(FrameRecord(frame, stem, objects, step))
 
     def finish(self) -> list[Path]:
         """Assemble the whole-sequence outputs from the journal; returns the files written
-        (for PNG formats the folder). A frame PNG missing although journaled (deleted by
-        hand, or lost by a crash) is written again from the journal."""
+        (for PNG formats the folder). A journaled frame PNG that is missing (deleted by hand)
+        or, for frames an earlier process wrote, damaged (a power cut) is written again from
+        the journal."""
         written: list[Path] = []
         if self.fmt in PNG_FORMATS:
             for record in self.journal.records():
                 path = self.out / f"{record.name}.png"
-                if not path.is_file():
+                earlier = record.frame in self.journal.earlier
+                if not path.is_file() or (earlier and not label_png_is_whole(path)):
                     masks = record.masks(self.shape)
                     labels = labels_from_masks(masks, self.shape, record.scores())
                     write_label_png(path, labels, palette=self.fmt == "davis")
@@ -144,6 +152,9 @@ class SequenceOutputs:
             written.append(path)
         if self.volume is not None:
             written.append(self._write_label_volume())
+            series = self.out / f"{self.name}_labels_dicom"
+            if self.volume.format == "dicom" and series.is_dir():
+                written.append(series)
         return written
 
     def label_slices(self) -> Iterator[tuple[int, np.ndarray]]:

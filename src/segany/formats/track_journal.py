@@ -92,6 +92,7 @@ class TrackJournal:
         self.params = params
         self.offsets: dict[int, int] = {}  # done frame -> byte offset of its latest line
         self.step_offsets: dict[tuple[int, int], int] = {}  # (frame, pass) -> the same
+        self.earlier: set[int] = set()  # frames an earlier process wrote (found at open)
         self._file: Any = None
 
     @property
@@ -124,6 +125,7 @@ class TrackJournal:
         earlier = journal._read_params()
         if earlier is not None and _same_run(earlier, params):
             journal._scan_frames()
+            journal.earlier = set(journal.offsets)
         elif earlier is not None:
             if not overwrite:
                 keys = (set(earlier) | set(params)) - {"outputs"}
