@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from segany.model_spec import ModelSpec
 from segany.registry import get_spec
 
 
@@ -24,10 +25,10 @@ def build_reference(name: str) -> torch.nn.Module:
 
     if name in sam_model_registry and name != "default":
         return sam_model_registry[name]()
-    return _reference_from_spec(name)
+    return reference_from_spec(get_spec(name))
 
 
-def _reference_from_spec(name: str) -> torch.nn.Module:
+def reference_from_spec(spec: ModelSpec) -> torch.nn.Module:
     """Compose the reference's own modules with the sizes of one of our ViT specs."""
     from functools import partial
 
@@ -39,7 +40,6 @@ def _reference_from_spec(name: str) -> torch.nn.Module:
         TwoWayTransformer,
     )
 
-    spec = get_spec(name)
     enc, dec = spec.encoder, spec.decoder
     grid = enc.img_size // enc.patch_size
     return Sam(
