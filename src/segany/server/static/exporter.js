@@ -9,14 +9,14 @@ const DEFAULT_NAMES = {
 };
 
 /**
- * Download the project in `format` ("coco", "coco-polygons", "sa1b" or "png").
+ * Download the project in `format` ("coco", "coco-polygons", "sa1b" or "png"), or what
+ * `path` answers (a sequence's export).
  * @param {import("./api.js").Api} api
  * @returns {Promise<string>} the file name given to the download
  */
-export async function exportProject(api, format) {
-  const { blob, headers } = await api.get(`/api/export?format=${encodeURIComponent(format)}`, {
-    as: "blob",
-  });
+export async function exportProject(api, format, path = null) {
+  const source = path || `/api/export?format=${encodeURIComponent(format)}`;
+  const { blob, headers } = await api.get(source, { as: "blob" });
   const name = fileName(headers.get("Content-Disposition")) || DEFAULT_NAMES[format] || "export";
   const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
