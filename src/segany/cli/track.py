@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from segany.formats.track_prompts import (
     check_prompts_fit,
     read_track_prompts,
 )
+from segany.registry import ModelSpec
 from segany.sequences.base import FrameSequence
 from segany.track.base import ObjectPrompt
 
@@ -165,7 +167,7 @@ def sequence_name(path: Path) -> str:
     return Path(name).stem if path.is_file() else name
 
 
-def file_namer(sequence: FrameSequence, name: str, fmt: str) -> Any:
+def file_namer(sequence: FrameSequence, name: str, fmt: str) -> Callable[[int], str]:
     """frame -> its file name in the JSON outputs: the frame file's own name for a folder of
     frames, else "<stem>.jpg"; YouTube-VIS prefixes the video's name ("clip/00000.jpg")."""
     paths = getattr(sequence, "paths", None)
@@ -227,8 +229,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def track(args, spec, checkpoint, sequence, prompts, outputs) -> dict[str, Any]:
-    """Run the planned passes the journal lacks, then assemble the outputs."""
+def track(
+    args: argparse.Namespace,
+    spec: ModelSpec,
+    checkpoint: Path | None,
+    sequence: FrameSequence,
+    prompts: TrackPrompts,
+    outputs: SequenceOutputs,
+) -> dict[str, Any]:
+    """Run the planned passes the journal lacks (the model is built only if some are), then
+    assemble the outputs; returns the numbers the summary prints."""
     from tqdm import tqdm
 
     from segany.devices import resolve_device
