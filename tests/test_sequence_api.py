@@ -215,8 +215,9 @@ def test_export_davis_ytvis_and_coco(client, tmp_path):
     assert len(ytvis["videos"][0]["file_names"]) == FRAMES
     by_object = {a["object_id"]: a for a in ytvis["annotations"]}
     assert sorted(by_object) == [1, 2]
-    assert by_object[1]["category_id"] == ytvis["categories"][0]["id"]
-    assert by_object[2]["category_id"] is None
+    names = {c["id"]: c["name"] for c in ytvis["categories"]}
+    assert names[by_object[1]["category_id"]] == "square"  # the project's category
+    assert names[by_object[2]["category_id"]] == "object"  # uncategorised
     for object_id, annotation in by_object.items():
         assert len(annotation["segmentations"]) == FRAMES
         for frame, rle in enumerate(annotation["segmentations"]):

@@ -18,11 +18,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from segany.formats.track_journal import FrameRecord
 from segany.project.storage import repository
 from segany.project.storage import sequence_masks as masks_repo
 from segany.project.storage import sequences as repo
 from segany.server.routes.common import state
-from segany.server.sequence_export import WRITERS, SequenceMeta
+from segany.server.sequence_export import UNCATEGORISED, WRITERS, SequenceMeta
 
 router = APIRouter(tags=["sequences"])
 
@@ -41,27 +42,31 @@ def export_sequence(
     with service.open(sequence_id) as sequence:  # the frames' stems
         stems = [sequence.name(i) for i in range(len(sequence))]
     with app.project.db.session() as session:
-        categories = [{"id": c.id, "name": c.name} for c in repository.list_categories(session)]
-        objects = {o.object_id: o.category_id for o in repo.list_objects(session, sequence_id)}
+        names = {c.id: c.name for c in repository.list_categories(session)}
+        objects = repo.list_objects(session, sequence_id)
+    categories = {o.object_id: names.get(o.category_id, UNCATEGORISED) for o in objects}
     name = _file_stem(row.name)
-    meta = SequenceMeta(
-        name, row.frame_count, row.height, row.width, stems.__getitem__, categories, objects
-    )
+    meta = SequenceMeta(name, row.frame_count, row.height, row.width, stems.__getitem__, categories)
     write, suffix, media_type = WRITERS[format]
     folder = Path(tempfile.mkdtemp(prefix="segany-sequence-export-"))
     target = folder / f"{name}-{format}{suffix}"
     try:
         with app.project.db.session() as session:
-            frames = (
-                (frame, [(m.object_id, m.rle, m.area, m.bbox) for m in masks])
+            records = (
+                FrameRecord(frame, stems[frame], {m.object_id: _counts(m) for m in masks})
                 for frame, masks in masks_repo.iter_masks(session, sequence_id)
             )
-            write(target, meta, frames)
+            write(target, meta, records)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
     return FileResponse(target, media_type=media_type, filename=target.name, background=cleanup)
+
+
+def _counts(mask) -> tuple[str, float]:
+    """A stored mask as the writers take it: (RLE counts, score)."""
+    return mask.rle_counts, 0.0 if mask.score is None else float(mask.score)
 
 
 def _file_stem(name: str) -> str:
