@@ -233,3 +233,76 @@ def test_export_davis_ytvis_and_coco(client, tmp_path):
         assert np.array_equal(mask, masks[3][annotation["object_id"]])
     json.loads(coco_file.read_text())  # one well-formed document
     refused(client.get(f"{base}/export", params={"format": "gif"}), 422, "format")
+
+
+def nifti_bytes(tmp_path) -> tuple[bytes, np.ndarray]:
+    """A (64, 48, 6) int16 NIfTI volume (a bright box through slices 1-4) and its affine."""
+    import nibabel
+
+    voxels = np.full((64, 48, 6), 100, dtype=np.int16)
+    voxels[20:40, 10:30, 1:5] = 900
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[:3, 3] = (-10.0, 5.0, 30.0)
+    path = tmp_path / "scan.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(voxels, affine), str(path))
+    return path.read_bytes(), affine
+
+
+def test_a_volume_slices_prompts_and_exports_its_label_volume(client, tmp_path):
+    import nibabel
+
+    data, affine = nifti_bytes(tmp_path)
+    response = client.post("/api/sequences", files={"file": ("scan.nii.gz", data)})
+    assert response.status_code == 201, response.text
+    item = response.json()
+    assert (item["kind"], item["frame_count"], item["axis"]) == ("volume", 6, 2)
+    assert {item["width"], item["height"]} == {64, 48}
+    base = f"/api/sequences/{item['id']}"
+    served = client.get(f"{base}/frames/2")
+    assert served.headers["content-type"] == "image/png"  # lossless for volumes
+    slice_ = np.asarray(Image.open(io.BytesIO(served.content)))
+    assert slice_.shape[:2] == (item["height"], item["width"])
+    box = [0, 0, item["width"] // 2, item["height"] // 2]
+    client.post(f"{base}/prompt", json={"frame": 2, "object_id": 4, "box": box})
+    job = client.post(f"{base}/propagate", json={"max_frames": 2}).json()
+    assert wait_job(client, job["id"])["state"] == "done"
+
+    exported = client.get(f"{base}/export", params={"format": "volume"})
+    assert exported.status_code == 200, exported.text
+    folder = tmp_path / "labels"
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as zipped:
+        (name,) = zipped.namelist()
+        assert name.endswith(".nii.gz")
+        zipped.extractall(folder)
+    labels = nibabel.load(str(folder / name))
+    assert labels.shape == (64, 48, 6)
+    assert np.allclose(labels.affine, affine)  # the input's geometry
+    values = np.asarray(labels.dataobj)
+    assert set(np.unique(values)) == {0, 4}
+    assert sorted(np.nonzero(values.any(axis=(0, 1)))[0].tolist()) == [2, 3]  # tracked slices
+    along_x = client.post("/api/sequences", files={"file": ("x.nii.gz", data)}, data={"axis": "0"})
+    assert along_x.status_code == 201, along_x.text  # another axis: another sequence
+    assert (along_x.json()["frame_count"], along_x.json()["axis"]) == (64, 0)
+    assert client.delete(base).status_code == 204
+    still = client.get(f"/api/sequences/{along_x.json()['id']}/frames/10")
+    assert still.status_code == 200  # its file stays while another sequence reads it
+    video = upload_video(client)["id"]
+    refused(client.get(f"/api/sequences/{video}/export", params={"format": "volume"}), 422, "video")
+
+
+def test_a_zip_of_frames_is_a_sequence(client):
+    frames = square_frames(3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for index, frame in enumerate(frames):
+            zipped.writestr(f"shots/f{index}.png", png_bytes(frame))
+        zipped.writestr("__MACOSX/shots/._f0.png", b"junk")
+    response = client.post("/api/sequences", files={"file": ("shots.zip", buffer.getvalue())})
+    assert response.status_code == 201, response.text
+    assert response.json()["frame_count"] == 3
+    base = f"/api/sequences/{response.json()['id']}"
+    served = client.get(f"{base}/frames/1", params={"format": "png"})
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(served.content))), frames[1])
+    davis = client.get(f"{base}/export", params={"format": "davis"})
+    with zipfile.ZipFile(io.BytesIO(davis.content)) as zipped:
+        assert sorted(zipped.namelist()) == ["f0.png", "f1.png", "f2.png"]  # the frames' stems

@@ -5,7 +5,10 @@ uses (`segany.formats`), streamed frame by frame from the database:
   (0 the background; overlaps go to the higher score), every frame written;
 - ytvis: YouTube-VIS JSON, one video, per object a mask (or null) on every frame;
 - coco: COCO instances JSON, every frame with masks an image, every mask an annotation with
-  its `object_id`.
+  its `object_id`;
+- volume (volumes only): a zip of the label volume in the input's own format and geometry
+  (NIfTI with its affine, TIFF stack; a DICOM series also gets a label series), as
+  `segany.sequences.write_label_volume` writes it.
 
 Categories: each object's project category by name ("object" for an uncategorised one).
 """
@@ -21,6 +24,7 @@ from segany.formats.coco_frames import write_coco_frames
 from segany.formats.sequence_png import labels_from_masks, write_label_png
 from segany.formats.track_journal import FrameRecord
 from segany.formats.ytvis import write_ytvis
+from segany.sequences import LabelVolumeWriter, VolumeInfo
 
 UNCATEGORISED = "object"
 
@@ -85,6 +89,21 @@ def write_coco_file(path: Path, meta: SequenceMeta, records: Iterable[FrameRecor
         lambda i: f"{meta.name}/{meta.stem(i)}.jpg",
         description=f"segany annotator: {meta.name}",
     )
+
+
+def write_volume_zip(
+    path: Path, meta: SequenceMeta, records: Iterable[FrameRecord], volume: VolumeInfo
+) -> None:
+    """A zip of the label volume (and, for DICOM, its label series) of `volume`."""
+    folder = path.with_name(path.name + ".d")
+    shape = (meta.height, meta.width)
+    with LabelVolumeWriter(volume, folder) as writer:
+        for record in _every_frame(meta, records):
+            writer.write(record.frame, labels_from_masks(record.masks(shape), shape))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                zipped.write(file, file.relative_to(folder).as_posix())
 
 
 WRITERS = {

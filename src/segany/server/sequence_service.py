@@ -13,6 +13,7 @@ progress readable from every worker) with the sequence id where Auto has the ima
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -111,18 +112,16 @@ class SequenceService:
         """Store and record an uploaded sequence; the same bytes again: (the first, False)."""
         path, sha256 = await save_upload(file, self.folder, self.settings.limits.upload_bytes)
         try:
-            return self._record(path, file.filename or "upload", sha256, axis)
+            return self._record(path, file.filename or "upload", _keyed(sha256, axis), axis)
         except BaseException:
-            self._remove_file(path, sha256)  # refused: nothing of it stays on the server
+            self._remove_file(path)  # refused: nothing of it stays on the server
             raise
 
     def import_path(self, path_text: str, axis: int | None) -> tuple[Sequence, bool]:
         """Record a server file or folder (under the import roots) in place."""
-        import hashlib
-
         path = import_path(path_text, self.settings.import_roots)
         sha256 = hashlib.sha256(f"path:{path}".encode()).hexdigest()
-        return self._record(path, path.name, sha256, axis)
+        return self._record(path, path.name, _keyed(sha256, axis), axis)
 
     def _record(
         self, path: Path, name: str, sha256: str, axis: int | None
@@ -152,15 +151,15 @@ class SequenceService:
         self.frames.forget(sequence_id)
         with self.project.db.session() as session:
             row = repo.delete_sequence(session, sequence_id)
-        self._remove_file(Path(row.stored_path), row.sha256)
+        self._remove_file(Path(row.stored_path))
 
-    def _remove_file(self, path: Path, sha256: str) -> None:
-        """Remove an uploaded file (or unpacked folder) that no sequence refers to; imported
-        ones are never touched."""
+    def _remove_file(self, path: Path) -> None:
+        """Remove an uploaded file (or unpacked folder) that no sequence reads (a volume may
+        be open along several axes); imported ones are never touched."""
         if not path.resolve().is_relative_to(self.folder.resolve()):
             return
         with self.project.db.session() as session:
-            if repo.find_sequence_by_sha256(session, sha256) is not None:
+            if repo.path_in_use(session, str(path)):
                 return
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -298,3 +297,11 @@ def _object_prompt(
     coords = None if not points else np.asarray(points, dtype=np.float64).reshape(-1, 3)
     corners = None if box is None else np.asarray(box, dtype=np.float64).reshape(4)
     return ObjectPrompt(frame=frame, object_id=object_id, points=coords, box=corners)
+
+
+def _keyed(sha256: str, axis: int | None) -> str:
+    """The content's key, per slicing axis: a volume opened along another axis is another
+    sequence (its own frames, objects and masks), over the same file."""
+    if axis is None:
+        return sha256
+    return hashlib.sha256(f"{sha256}:axis={axis}".encode()).hexdigest()

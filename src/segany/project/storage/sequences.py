@@ -62,6 +62,12 @@ def find_sequence_by_sha256(session: Session, sha256: str) -> Sequence | None:
     return session.scalars(select(Sequence).where(Sequence.sha256 == sha256).limit(1)).first()
 
 
+def path_in_use(session: Session, stored_path: str) -> bool:
+    """Whether any sequence reads `stored_path` (a file may back several: one per axis)."""
+    statement = select(Sequence.id).where(Sequence.stored_path == stored_path).limit(1)
+    return session.scalars(statement).first() is not None
+
+
 def list_sequences(session: Session) -> list[tuple[Sequence, int]]:
     """Every sequence, oldest first, with its number of objects."""
     counts = (
