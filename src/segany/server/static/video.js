@@ -90,6 +90,9 @@ async function openSequence(item) {
   const slider = $("frame-slider");
   slider.max = String(item.frame_count - 1);
   slider.value = "0";
+  const formats = $("video-export-format");
+  formats.querySelector("option[value=volume]").hidden = item.kind !== "volume";
+  if (item.kind !== "volume" && formats.value === "volume") formats.value = "davis";
   const unit = item.kind === "volume" ? "slices" : "frames";
   $("sequence-title").textContent =
     `${item.name} · ${item.frame_count} ${unit} of ${item.width} × ${item.height}`;
