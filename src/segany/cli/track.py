@@ -209,22 +209,28 @@ def run(args: argparse.Namespace) -> int:
             "window": args.window,
         }
         outputs_list = planned_outputs(args.format, name, sequence.volume)
-        journal = TrackJournal.open(args.out, params, outputs_list, args.overwrite)
+        objects = {o: prompts.category(o) for o in prompts.object_ids}
         try:
-            objects = {o: prompts.category(o) for o in prompts.object_ids}
-            outputs = SequenceOutputs(
-                journal,
-                args.format,
-                (sequence.height, sequence.width),
-                length,
-                objects,
-                file_namer(sequence, name, args.format),
-                name,
-                sequence.volume,
-            )
-            report = track(args, spec, checkpoint, sequence, prompts, outputs)
-        finally:
-            journal.close()
+            journal = TrackJournal.open(args.out, params, outputs_list, args.overwrite)
+            try:
+                outputs = SequenceOutputs(
+                    journal,
+                    args.format,
+                    (sequence.height, sequence.width),
+                    length,
+                    objects,
+                    file_namer(sequence, name, args.format),
+                    name,
+                    sequence.volume,
+                )
+                report = track(args, spec, checkpoint, sequence, prompts, outputs)
+            finally:
+                journal.close()
+        except OSError as e:  # OUT unwritable, the disk full, ...: what was written stays
+            raise UsageError(
+                f"cannot write the results to {args.out}: {e.strerror or e}"
+                f"{f' ({e.filename})' if e.filename else ''}; rerun to resume once fixed"
+            ) from None
     print(summary(args, report, length, len(objects)))
     return 0
 
