@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from track_helpers import centre_click, moving_blobs, sequence_of
 
 import segany
 from segany.errors import ConfigError, NotFoundError, PromptError
 from segany.track import ObjectPrompt, build_tracker
 from segany.track.image_tracker import ImageTracker
 from segany.track.sam2_tracker import Sam2VideoTracker
+from track_helpers import centre_click, moving_blobs, sequence_of
 
 FRAMES = 6
 
