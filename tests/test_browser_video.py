@@ -162,6 +162,22 @@ def test_prompt_propagate_correct_and_export_a_video(page, server, tmp_path):
             labels = np.asarray(picture)
             assert set(np.unique(labels)) <= {0, 1}
             assert iou(labels == 1, square_mask(frame)) > 0.5, frame
+    # Objects: add one (selected at once), rename it, give the first one a category.
+    page.get_by_test_id("add-object").click()
+    wait_video(page, "s.objects.length === 2 && s.selectedObject === 2")
+    page.locator("[data-testid=object-item][data-object-id='2'] .name").dblclick()
+    page.get_by_test_id("object-name-input").fill("ball")
+    page.keyboard.press("Enter")
+    categories = api_get(server, "/api/categories")
+    first = page.locator("[data-testid=object-item][data-object-id='1']")
+    first.get_by_test_id("object-category").select_option(str(categories[0]["id"]))
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=object-item] .name')]"
+        ".some(n => n.textContent === 'ball')"
+    )
+    objects = api_get(server, f"/api/sequences/{sequence_id}/objects")
+    assert [o["name"] for o in objects] == ["object 1", "ball"]
+    assert objects[0]["category_id"] == categories[0]["id"]
     assert video_state(page)["errors"] == 0
 
 

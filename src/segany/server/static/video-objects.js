@@ -73,6 +73,7 @@ export class ObjectPanel {
   }
 
   select(objectId) {
+    if (this.selectedId === objectId) return; // kept: a double-click reaches the same row
     this.selectedId = objectId;
     this.render();
     this.onChange("select");
@@ -102,6 +103,42 @@ export class ObjectPanel {
     const index = this.objects.findIndex((o) => o.object_id === objectId);
     if (index >= 0) this.objects[index] = updated;
     this.render();
+  }
+
+  async rename(objectId, name) {
+    const path = `/api/sequences/${this.sequence.id}/objects/${objectId}`;
+    const updated = await this.api.patch(path, { name });
+    const index = this.objects.findIndex((o) => o.object_id === objectId);
+    if (index >= 0) this.objects[index] = updated;
+    this.render();
+  }
+
+  /** Swap the name for a text field: Enter (or leaving it) saves, Esc keeps the old name. */
+  editName(node, item) {
+    const input = document.createElement("input");
+    input.type = "text";
+    input.maxLength = 200;
+    input.value = item.name;
+    input.dataset.testid = "object-name-input";
+    let done = false;
+    const finish = (save) => {
+      if (done) return;
+      done = true;
+      const name = input.value.trim();
+      if (save && name && name !== item.name) {
+        this.rename(item.object_id, name).catch(ignoreReported);
+      } else this.render();
+    };
+    input.addEventListener("keydown", (event) => {
+      event.stopPropagation(); // typing is not a shortcut
+      if (event.key === "Enter") finish(true);
+      else if (event.key === "Escape") finish(false);
+    });
+    input.addEventListener("blur", () => finish(true));
+    input.addEventListener("click", (event) => event.stopPropagation());
+    node.replaceWith(input);
+    input.focus();
+    input.select();
   }
 
   /** Where each object is, from the timeline: shown as a frame count. */
@@ -134,6 +171,11 @@ export class ObjectPanel {
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = item.name;
+    name.title = "Double-click to rename";
+    name.addEventListener("dblclick", (event) => {
+      event.stopPropagation();
+      this.editName(name, item);
+    });
     const present = document.createElement("span");
     present.className = "present muted";
     present.dataset.testid = "object-frames";
