@@ -2,7 +2,8 @@
 memory along a long video (flat in its length).
 
     python benchmarks/bench_track.py [--model segany-tiny-v2] [--frames 40] [--sam2 MODEL]
-        [--rss-frames 10000] [--every 500] [--source lazy|mp4] [--skip-rss] [--threads 2]
+        [--rss-frames 10000] [--every 500] [--source lazy|mp4] [--skip-rss] [--skip-speed]
+        [--writers-only] [--threads 2]
 
 Speed: two textured discs drifting over a textured background (generated lazily, frame by
 frame), one click on each on frame 0, tracked through `--frames` frames; the median per-frame
@@ -14,6 +15,8 @@ Memory: in a fresh process, one object tracked through `--rss-frames` frames of 
 scene (`--source lazy`: a FrameSequence generating each frame when read; `mp4`: an H.264 file
 written first with PyAV and decoded lazily), with the outputs written as `segany track` writes
 them; the current RSS (/proc/self/statm) and the peak (ru_maxrss) every `--every` frames.
+`--writers-only` puts the discs' true masks in the tracker's place (no model): the memory of
+decoding and writing alone, over 10,000 frames in minutes rather than hours on a CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,7 @@ from segany.cli.track_passes import plan_passes, run_pass
 from segany.formats.sequence_outputs import SequenceOutputs
 from segany.formats.track_journal import TrackJournal
 from segany.sequences.base import FrameSequence
-from segany.track import ObjectPrompt, build_tracker
+from segany.track import FrameResult, ObjectPrompt, Tracker, TrackingSession, build_tracker
 
 HEIGHT, WIDTH = 480, 640
 CENTRES = ((200.0, 240.0), (440.0, 240.0))  # the discs' rest positions, xy
@@ -92,6 +96,50 @@ class DriftingDiscs(FrameSequence):
 
 def clicks(objects: int) -> list[ObjectPrompt]:
     return [ObjectPrompt(0, k + 1, points=np.array([[*CENTRES[k], 1.0]])) for k in range(objects)]
+
+
+class DiscTruth(Tracker):
+    """`--writers-only`: a stand-in tracker that answers each frame with the discs' true masks
+    (no model), so the memory of the rest of the pipeline (decoding, label PNGs, journal)
+    is measured alone, at its own speed."""
+
+    name = "truth"
+
+    def open(self, sequence: FrameSequence) -> TrackingSession:
+        return _TruthSession(sequence)
+
+
+class _TruthSession(TrackingSession):
+    def __init__(self, sequence: FrameSequence) -> None:
+        self.sequence = sequence
+        self.objects: set[int] = set()
+        yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+        self.grid = (xx, yy)
+
+    def add_prompt(self, prompt: ObjectPrompt) -> FrameResult:
+        self.objects.add(prompt.object_id)
+        return self._result(prompt.frame)
+
+    def _result(self, frame: int) -> FrameResult:
+        self.sequence.rgb(frame)  # decoded as a tracker would
+        xx, yy = self.grid
+        result = FrameResult(frame)
+        for object_id in sorted(self.objects):
+            cx, cy = disc_centre(frame, object_id - 1)
+            result.masks[object_id] = (xx - cx) ** 2 + (yy - cy) ** 2 < RADIUS**2
+            result.scores[object_id] = 1.0
+        return result
+
+    def propagate(
+        self, start: int | None = None, reverse: bool = False, max_frames: int | None = None
+    ) -> Iterator[FrameResult]:
+        step = -1 if reverse else 1
+        order = range(start or 0, -1 if reverse else len(self.sequence), step)
+        for frame in order[:max_frames]:
+            yield self._result(frame)
+
+    def remove_object(self, object_id: int) -> None:
+        self.objects.discard(object_id)
 
 
 def build(model_name: str) -> torch.nn.Module:
@@ -177,7 +225,7 @@ def rss_child(args: argparse.Namespace) -> None:
         sequence = open_sequence(args.video)
     else:
         sequence = DriftingDiscs(args.rss_frames)
-    tracker = build_tracker(build(args.model))
+    tracker = DiscTruth() if args.writers_only else build_tracker(build(args.model))
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         outputs = open_outputs(Path(tmp), sequence, objects=1)
         (track_pass,) = plan_passes(len(sequence), clicks(1), start=0)
@@ -204,6 +252,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="RSS sample period, frames")
     parser.add_argument("--source", choices=("lazy", "mp4"), default="lazy")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument(
+        "--writers-only",
+        action="store_true",
+        help="memory run without a model: true masks stand in for the tracker's",
+    )
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
@@ -212,30 +266,33 @@ def main() -> None:
         rss_child(args)
         return
     torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, threads {args.threads}, 640x480, 2 objects, "
-        f"{args.frames} frames"
-    )
-    print(
-        f"{'model':<18}{'tracker s/frame':>17}{'frames/s':>10}"
-        f"{'pipeline s/frame':>18}{'frames/s':>10}"
-    )
-    for name in [args.model, *([args.sam2] if args.sam2 else [])]:
-        alone, pipeline = time_tracker(name, args.frames)
-        print(f"{name:<18}{alone:>17.3f}{1 / alone:>10.2f}{pipeline:>18.3f}{1 / pipeline:>10.2f}")
+    print(f"torch {torch.__version__}, threads {args.threads}, 640x480")
+    if not args.skip_speed:
+        print(f"speed, 2 objects, {args.frames} frames:")
+        print(
+            f"{'model':<18}{'tracker s/frame':>17}{'frames/s':>10}"
+            f"{'pipeline s/frame':>18}{'frames/s':>10}"
+        )
+        for name in [args.model, *([args.sam2] if args.sam2 else [])]:
+            alone, pipeline = time_tracker(name, args.frames)
+            print(
+                f"{name:<18}{alone:>17.3f}{1 / alone:>10.2f}{pipeline:>18.3f}{1 / pipeline:>10.2f}"
+            )
     if args.skip_rss:
         return
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, __file__, "--rss-child", "--model", args.model]
         command += ["--rss-frames", str(args.rss_frames), "--every", str(args.every)]
         command += ["--threads", str(args.threads)]
+        command += ["--writers-only"] if args.writers_only else []
         if args.source == "mp4":
             video = Path(tmp) / "long.mp4"
             write_mp4(video, args.rss_frames)
             command += ["--video", str(video)]
         result = subprocess.run(command, check=True, capture_output=True, text=True)
     samples = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    print(f"\nmemory, 1 object, {args.rss_frames} frames ({args.source}), {args.model}:")
+    who = "true masks, no model (--writers-only)" if args.writers_only else args.model
+    print(f"\nmemory, 1 object, {args.rss_frames} frames ({args.source}), {who}:")
     print(f"{'frame':>7}{'RSS MiB':>10}{'peak MiB':>10}{'s/frame':>9}")
     for s in samples:
         per_frame = s["s"] / (s["frame"] + 1) if s["frame"] >= 0 else float("nan")

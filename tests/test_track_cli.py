@@ -201,6 +201,51 @@ def test_volume_writes_a_label_volume_with_the_input_affine(fake_tracker, capsys
     assert np.array_equal(np.asarray(image.dataobj) == 1, values == 500)
 
 
+def test_dicom_series_gets_a_nifti_and_a_dicom_label_series(fake_tracker, capsys, tmp_path):
+    from sequence_inputs import write_dicom_series
+
+    pixels = np.zeros((5, 16, 20), np.int16)
+    pixels[1:4, 4:10, 6:14] = 800
+    write_dicom_series(tmp_path / "series", pixels)
+    with segany.sequences.open_sequence(tmp_path / "series") as sequence:
+        grey = sequence.rgb(2)[:, :, 0]
+        ys, xs = np.nonzero(grey == grey.max())
+        slices = len(sequence)
+    point = f"{xs.mean() + 0.5},{ys.mean() + 0.5}"
+    out = tmp_path / "out"
+    code, text, err = track(
+        capsys, tmp_path / "series", "--point", point, "--frame", 2, "--out", out
+    )
+    assert code == 0, err
+    nib = pytest.importorskip("nibabel")
+    labels = np.asarray(nib.load(str(out / "series_labels.nii.gz")).dataobj)
+    assert labels.sum() == (pixels == 800).sum()  # every blob voxel, in the NIfTI's own order
+    assert len(list((out / "series_labels_dicom").iterdir())) == slices
+    assert "series_labels_dicom" in text
+
+
+def test_tiny_mp4_with_the_built_in_model(capsys, tmp_path):
+    from sequence_inputs import write_video
+
+    frames = np.full((3, 48, 64, 3), 110, np.uint8)
+    for t in range(3):
+        frames[t, 12:36, 10 + 4 * t : 30 + 4 * t] = (220, 40, 40)
+    video = write_video(tmp_path / "clip.mp4", frames, "libx264", "yuv420p", preset="ultrafast")
+    out = tmp_path / "out"
+    code = main(["track", str(video), "--point", "20,24", "--out", str(out), "--format", "davis"])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    assert "1 object tracked through 3 frames" in text and "3 of 3 frames" in text
+    for t in range(3):
+        with Image.open(out / f"{t:05d}.png") as image:
+            assert image.mode == "P"
+            labels = np.asarray(image)
+        truth = np.zeros((48, 64), bool)
+        truth[12:36, 10 + 4 * t : 30 + 4 * t] = True
+        iou = ((labels == 1) & truth).sum() / ((labels == 1) | truth).sum()
+        assert iou > 0.8, (t, iou)
+
+
 def bad_case(tmp_path: Path, case: str) -> list:
     """The arguments of bad-input case `case` (all but --out)."""
     frames = frames_folder(tmp_path / "clip", 3)
@@ -228,6 +273,7 @@ def bad_case(tmp_path: Path, case: str) -> list:
         "no prompts": [frames],
         "start past the end": [frames, "--prompts", good, "--start", 3],
         "out is the input": [frames, "--prompts", good],
+        "out under a file": [frames, "--prompts", good],
     }[case]
 
 
@@ -246,11 +292,16 @@ def bad_case(tmp_path: Path, case: str) -> list:
         ("no prompts", "give the prompts"),
         ("start past the end", "--start 3 is past the end"),
         ("out is the input", "the input itself"),
+        ("out under a file", "cannot write the results"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(fake_tracker, capsys, tmp_path, case, message):
     args = bad_case(tmp_path, case)
-    out = args[0] if case == "out is the input" else tmp_path / "out"
+    out = tmp_path / "out"
+    if case == "out is the input":
+        out = args[0]
+    elif case == "out under a file":
+        out = tmp_path / "good.json" / "out"
     code, _, err = track(capsys, *args, "--out", out)
     assert code == 2
     assert err.startswith("error: ") and message in err, err
