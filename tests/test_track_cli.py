@@ -169,6 +169,18 @@ def test_another_command_into_the_same_out_is_refused(fake_tracker, capsys, tmp_
     assert json.loads((out / PARAMS_FILE).read_text())["format"] == "coco"
 
 
+@pytest.mark.parametrize(
+    "extra, written",
+    [(["--reverse"], [0, 1, 2, 3, 4, 5]), (["--start", "4"], [4, 5, 6, 7])],
+)
+def test_one_direction(fake_tracker, capsys, tmp_path, extra, written):
+    frames = frames_folder(tmp_path / "clip")
+    prompts = prompts_file(tmp_path / "p.json", [click(2, 1), click(5, 2)])
+    code, _, err = track(capsys, frames, "--prompts", prompts, "--out", tmp_path / "o", *extra)
+    assert code == 0, err
+    assert sorted(int(p.stem[1:]) for p in (tmp_path / "o").glob("*.png")) == written
+
+
 def test_point_and_box_options(fake_tracker, capsys, tmp_path):
     frames = frames_folder(tmp_path / "clip", 4)
     x, y = square_at(2, 2)
