@@ -200,6 +200,13 @@ def test_acknowledged_masks_survive_a_restart_and_prompts_are_replayed(serve, mo
     assert wait_job(second, job["id"])["state"] == "done"
     last = decode(masks_on(second, sequence_id, FRAMES - 1)[3]["rle"])
     assert np.array_equal(last, stamp_at(60, 50, STEP * (FRAMES - 1 - 2)))
+    # A third worker was never on frame 5: asked to start there, its new session starts at
+    # the prompted frame 2 (the tracker's state is carried, not guessed) and says so.
+    third = serve()
+    resumed = third.post(f"{base}/propagate", json={"start": 5}).json()
+    ended = wait_job(third, resumed["id"])
+    assert (ended["state"], ended["total_frames"]) == ("done", FRAMES - 2)
+    assert ended["done_frames"] == FRAMES - 2
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -257,17 +257,23 @@ class SequenceService:
         return job
 
     def _run(self, sequence_id: str, plan: Propagation, prompted: set, on_step) -> list:
-        done = 0
-        on_step(0, plan.total)
+        done, total = 0, plan.total
+
+        def begin(first: int) -> None:
+            nonlocal total  # a new session re-tracks from its nearest known frame
+            total = plan.total + abs(plan.start - first)
+            on_step(0, total)
 
         def store(result: FrameResult) -> None:
             nonlocal done
             with self.project.db.session() as session:
                 self._save(session, sequence_id, result, prompted)
             done += 1
-            on_step(done, plan.total)  # raises JobCancelled once cancelled
+            on_step(done, total)  # raises JobCancelled once cancelled
 
-        self.sessions.propagate(sequence_id, plan.start, plan.reverse, plan.total, store)
+        self.sessions.propagate(
+            sequence_id, plan.start, plan.reverse, plan.total, store, on_begin=begin
+        )
         return []
 
     def live_job(self, sequence_id: str) -> str | None:

@@ -39,6 +39,19 @@ class Tracked:
     session: TrackingSession
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: int = 0  # requests or jobs holding or waiting for `lock` (guarded by the holder's)
+    seen: set[int] = field(default_factory=set)  # frames this session prompted or tracked
+
+    def resume_from(self, start: int, reverse: bool) -> int:
+        """Where a propagation asked to start at `start` must begin for the tracker to carry
+        its state there: `start` itself if this session has been on it, else the nearest frame
+        before it in the direction of travel that it has (a session opened anew, after a
+        restart or an eviction, knows its prompted frames only); `start` when there is none."""
+        if start in self.seen:
+            return start
+        behind = [f for f in self.seen if (f > start if reverse else f < start)]
+        if not behind:
+            return start
+        return min(behind) if reverse else max(behind)
 
 
 class SequenceSessions:
@@ -81,7 +94,9 @@ class SequenceSessions:
     def prompt(self, sequence_id: str, prompt: ObjectPrompt) -> FrameResult:
         """Add (or replace) a prompt: the prompted frame's masks, at click priority."""
         with self.use(sequence_id, Priority.CLICK) as tracked:
-            return self.compute.run_at(Priority.CLICK, tracked.session.add_prompt, prompt)
+            result = self.compute.run_at(Priority.CLICK, tracked.session.add_prompt, prompt)
+            tracked.seen.add(prompt.frame)
+            return result
 
     def propagate(
         self,
@@ -90,13 +105,20 @@ class SequenceSessions:
         reverse: bool,
         max_frames: int | None,
         on_result: Callable[[FrameResult], None],
+        on_begin: Callable[[int], None] = lambda begin: None,
     ) -> int:
         """Track every prompted object from `start`, one frame per compute-thread call at job
         priority; `on_result` gets each frame's result (off the compute thread) and may raise
-        to stop. Returns the number of frames tracked."""
+        to stop. A session that has not been on `start` begins at the frame it resumes from
+        (`Tracked.resume_from`, told to `on_begin` first), `max_frames` counted from `start`.
+        Returns the number of frames tracked."""
         with self.use(sequence_id, Priority.JOB) as tracked:
+            begin = tracked.resume_from(start, reverse)
+            on_begin(begin)
+            if max_frames is not None:
+                max_frames += abs(start - begin)
             frames = self.compute.run_at(
-                Priority.JOB, tracked.session.propagate, start, reverse, max_frames
+                Priority.JOB, tracked.session.propagate, begin, reverse, max_frames
             )
             done = 0
             try:
@@ -105,6 +127,7 @@ class SequenceSessions:
                     if result is None:
                         return done
                     done += 1
+                    tracked.seen.add(result.frame)
                     on_result(result)
             finally:
                 self.compute.run_at(Priority.JOB, _close, frames)
@@ -155,12 +178,13 @@ class SequenceSessions:
         try:
             tracker = self._get_tracker(priority)
             session = self.compute.run_at(priority, tracker.open, sequence)
-            for prompt in self._prompts(sequence_id):
+            prompts = self._prompts(sequence_id)
+            for prompt in prompts:
                 self.compute.run_at(priority, session.add_prompt, prompt)
         except BaseException:
             sequence.close()
             raise
-        return Tracked(sequence_id, sequence, session)
+        return Tracked(sequence_id, sequence, session, seen={p.frame for p in prompts})
 
     def _get_tracker(self, priority: Priority) -> Tracker:
         if self._tracker is None:
