@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from segany.compute_thread import ComputeThread, Priority
+from segany.errors import NotFoundError
 from segany.sequences.base import FrameSequence
 from segany.track.base import FrameResult, ObjectPrompt, Tracker, TrackingSession
 
@@ -139,7 +140,10 @@ class SequenceSessions:
             held = sequence_id in self._held
         if held:
             with self.use(sequence_id, Priority.CLICK) as tracked:
-                self.compute.run(tracked.session.remove_object, object_id)
+                try:
+                    self.compute.run(tracked.session.remove_object, object_id)
+                except NotFoundError:
+                    pass  # a session opened meanwhile, from the prompts left: it never had it
 
     def forget(self, sequence_id: str) -> None:
         """Close the sequence's session (the sequence was deleted, or its prompts reset)."""
