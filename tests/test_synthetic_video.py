@@ -134,6 +134,7 @@ def test_bad_arguments(kwargs, error, words):
         {"scale_swing": 1.0},
         {"kinds": ("hexagon",)},
         {"distractors": (2, 1)},
+        {"texture_contrast": 1.5},
     ],
 )
 def test_bad_config(kwargs):

@@ -147,6 +147,9 @@ def _mover(
     if stamp is not None:
         shape[stamp.window] = stamp.mask
     texture = photos.fill(ink, np.ones((side, side), bool), under, config.min_contrast)
+    if config.texture_contrast != 1:
+        mean = texture.mean(axis=0)
+        texture = mean + np.float32(config.texture_contrast) * (texture - mean)  # (S * S, 3)
     rgba = np.concatenate(
         [texture.reshape(side, side, 3), 255.0 * shape[..., None]], axis=-1
     )  # (S, S, 4)

@@ -32,7 +32,9 @@ class VideoConfig:
     object's path reaches a full 1.25 diameters past the edge (it leaves and comes back).
     pan_speed: (low, high) camera pan per frame. distractors: (low, high) untracked shapes in the
     background. noise_std: (low, high) sensor noise std, 0-255 levels. min_contrast: RGB
-    distance sought between an object's mean colour and the background's.
+    distance sought between an object's mean colour and the background's. texture_contrast:
+    an object's photo texture is scaled about its mean colour by this (1: the photo's own
+    contrast; less: fewer strong edges inside an object, which a model may take for parts).
     kinds: the shapes drawn (names of `segany.data.shapes.DRAWERS`).
     """
 
@@ -47,6 +49,7 @@ class VideoConfig:
     distractors: tuple[int, int] = (0, 3)
     noise_std: tuple[float, float] = (0.0, 4.0)
     min_contrast: float = 50.0
+    texture_contrast: float = 1.0
     kinds: tuple[str, ...] = ("ellipse", "rectangle", "polygon", "star", "blob")
 
     def __post_init__(self) -> None:
@@ -63,6 +66,8 @@ class VideoConfig:
             low, high = getattr(self, name)
             if low > high or (name != "edge_reach" and low < 0):
                 raise ConfigError(f"{name} {(low, high)} needs 0 <= low <= high")
+        if not 0 <= self.texture_contrast <= 1:
+            raise ConfigError(f"texture_contrast {self.texture_contrast} is not in [0, 1]")
         if not 0 <= self.scale_swing < 1 or not 0 <= self.exit_prob <= 1 or self.spin < 0:
             raise ConfigError("scale_swing needs [0, 1), exit_prob [0, 1] and spin >= 0")
         if not 0 <= self.distractors[0] <= self.distractors[1]:
