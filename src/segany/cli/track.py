@@ -252,7 +252,7 @@ def track(
 
     passes = plan_passes(len(sequence), prompts.prompts, args.start, args.reverse, args.max_frames)
     todo = sum(len(p.frames) - done_prefix(p, outputs.journal) for p in passes)
-    resumed = len(outputs.journal.done)
+    resumed = len(outputs.journal.done_frames())
     written, seconds = 0, 0.0
     if todo:
         model = load_model(spec, checkpoint, resolve_device(args.device), args.edge_refinement)
@@ -265,7 +265,7 @@ def track(
                 )
         seconds = time.perf_counter() - start
     files = outputs.finish()
-    done = len(outputs.journal.done)
+    done = len(outputs.journal.done_frames())
     return {
         "written": written,
         "resumed": resumed,

@@ -118,7 +118,7 @@ class SequenceOutputs:
         if self.fmt in PNG_FORMATS:
             for record in self.journal.records():
                 path = self.out / f"{record.name}.png"
-                earlier = record.frame in self.journal.earlier
+                earlier = self.journal.written_earlier(record.frame)
                 if not path.is_file() or (earlier and not label_png_is_whole(path)):
                     masks = record.masks(self.shape)
                     labels = labels_from_masks(masks, self.shape, record.scores())
