@@ -188,3 +188,38 @@ def test_the_images_page_links_to_the_video_page(page, server):
     wait_video(page, "s.frameCount >= 0")
     page.get_by_test_id("images-link").click()
     page.wait_for_url(f"{server}/")
+
+
+def test_cancel_stops_a_propagation_from_the_page(page, tmp_path):
+    video = write_mp4(tmp_path / "long.mp4", square_frames(40))
+    page.get_by_test_id("sequence-upload").set_input_files(str(video))
+    wait_video(page, "s.frameCount === 40 && s.shown === 0 && s.masks === 0")
+    click_frame(page, 35, 55)
+    wait_video(page, "!s.predicting && s.masks === 1")
+    page.get_by_test_id("propagate-forward").click()
+    wait_video(page, "s.job && s.job.state === 'running' && s.job.done_frames >= 1", 120)
+    assert page.get_by_test_id("propagate-forward").is_disabled()
+    page.get_by_test_id("propagate-cancel").click()
+    wait_video(page, "s.job && s.job.state === 'cancelled'", 60)
+    job = video_state(page)["job"]
+    assert 1 <= job["done_frames"] < 40
+    assert page.get_by_test_id("propagate-cancel").is_hidden()
+    assert page.get_by_test_id("propagate-forward").is_enabled()
+    wait_video(page, "s.timeline.length && s.timeline[0].ranges[0][1] < 40")
+    assert "cancelled" in page.get_by_test_id("propagate-progress").inner_text()
+
+
+def test_a_volume_shows_slices_and_offers_its_label_volume(page, tmp_path):
+    import nibabel
+
+    voxels = np.full((64, 48, 5), 100, dtype=np.int16)
+    voxels[20:40, 10:30, 1:4] = 900
+    path = tmp_path / "scan.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(voxels, np.eye(4)), str(path))
+    page.get_by_test_id("sequence-upload").set_input_files(str(path))
+    wait_video(page, "s.frameCount === 5 && s.shown === 0")
+    page.keyboard.press("End")
+    wait_video(page, "s.shown === 4")
+    assert page.get_by_test_id("frame-info").inner_text() == "slice 4 of 0–4"
+    option = page.locator("[data-testid=video-export-format] option[value=volume]")
+    assert option.evaluate("o => !o.hidden")
