@@ -17,11 +17,16 @@ _OBJECTS = (
 
 
 def moving_blobs(
-    frames: int = 8, size: tuple[int, int] = (96, 128), objects: int = 2, seed: int = 0
+    frames: int = 8,
+    size: tuple[int, int] = (96, 128),
+    objects: int = 2,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """(T, H, W, 3) uint8 RGB frames and (T, H, W) uint8 id maps (0 background, 1.. objects)
     of `objects` (1 or 2) textured ellipses moving in straight lines over a grey-green
-    texture; object 2 passes in front of object 1 where they meet."""
+    texture; object 2 passes in front of object 1 where they meet. Object 1 is not drawn on
+    the frames in `hidden` (it is gone, then comes back)."""
     rng = np.random.default_rng(seed)
     height, width = size
     ground = fractal_noise(rng, height, width, cells=6)[..., None]  # (H, W, 1)
@@ -34,6 +39,8 @@ def moving_blobs(
     for t in range(frames):
         image = background.copy()
         for k, (colour, start, velocity, radii) in enumerate(_OBJECTS[:objects]):
+            if k == 0 and t in hidden:
+                continue
             cx = start[0] * width + velocity[0] * t
             cy = start[1] * height + velocity[1] * t
             rx, ry = radii[0] * short, radii[1] * short

@@ -21,7 +21,8 @@ class ImageTrackerConfig:
         flow_points: points followed per object; fb_threshold: forward-backward error (flow
             frame px) above which a point is dropped.
     Confidence (predicted IoU x agreement with the flow-warped previous mask):
-        lost_below: an object whose confidence falls below this is lost (its mask emptied).
+        lost_below: an object whose confidence falls below this is lost (its mask emptied;
+            its score then at most half this, below every tracked object's).
         appearance_below: ... or whose mask looks less like it (cosine of the mean embedding
             under the mask to the object's appearance) than this.
         found_above: a re-detection of a lost object is accepted at this confidence.

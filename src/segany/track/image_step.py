@@ -34,6 +34,8 @@ from segany.track.state import ObjectState
 _OUTSIDE = -20.0
 # A re-detected mask this many times smaller or larger than the object was is refused.
 _AREA_RATIO = 4.0
+# ... as is one with more than this share of it on another object.
+_SHARED_AT_MOST = 0.3
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Outcome:
 
     logits: np.ndarray | None
     confidence: float
+    found: bool = False  # re-detected this frame (was lost)
 
 
 @dataclass
@@ -180,7 +183,23 @@ class FrameStepper:
                 outcomes[cand.owner].confidence = max(
                     outcomes[cand.owner].confidence, outcome.confidence
                 )
+        self._refuse_overlapping(outcomes, taken)
         return outcomes
+
+    def _refuse_overlapping(self, outcomes: dict[int, Outcome], taken: np.ndarray) -> None:
+        """A re-detection lying mostly on another object (one tracked on this frame, or
+        prompted) is that object seen again, not the lost one: refused."""
+        for obj, outcome in outcomes.items():
+            if not outcome.found or outcome.logits is None:
+                continue
+            others = taken.copy()
+            for other, o in outcomes.items():
+                if other != obj and o.logits is not None and not o.found:
+                    others |= o.logits > 0
+            mask = outcome.logits > 0
+            area = np.count_nonzero(mask)
+            if area == 0 or np.count_nonzero(mask & others) > _SHARED_AT_MOST * area:
+                outcomes[obj] = Outcome(None, outcome.confidence)
 
     def _push_apart(self, candidates: list[_Candidate]) -> None:
         """Another tracked object's clicks inside an object's box and outside its prior
@@ -244,7 +263,7 @@ class FrameStepper:
                     return Outcome(None, confidence)
         elif confidence < cfg.found_above:
             return Outcome(None, confidence)
-        return Outcome(logits[best], confidence)
+        return Outcome(logits[best], confidence, found=cand.kind != "track")
 
     # -- after the frame ----------------------------------------------------------------------
 

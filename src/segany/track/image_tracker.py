@@ -302,7 +302,10 @@ class ImageSession(TrackingSession):
             else:
                 mask = np.zeros((height, width), dtype=bool)
             result.masks[obj] = mask
-            result.scores[obj] = float(outcome.confidence)
+            score = float(outcome.confidence)
+            if outcome.logits is None:  # lost: below every tracked object's score
+                score = min(score, 0.5 * self.config.lost_below)
+            result.scores[obj] = score
             low_mask = None if outcome.logits is None else outcome.logits > 0
             if low_mask is None:
                 low_mask = np.zeros(self.grid.low, dtype=bool)
