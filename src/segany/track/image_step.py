@@ -34,8 +34,6 @@ from segany.track.state import ObjectState
 _OUTSIDE = -20.0
 # A re-detected mask this many times smaller or larger than the object was is refused.
 _AREA_RATIO = 4.0
-# ... as is one with more than this share of it on another object.
-_SHARED_AT_MOST = 0.3
 
 
 @dataclass
@@ -55,7 +53,6 @@ class Outcome:
 
     logits: np.ndarray | None
     confidence: float
-    found: bool = False  # re-detected this frame (was lost)
 
 
 @dataclass
@@ -116,6 +113,21 @@ class FrameStepper:
         mask = prior_logits if cfg.mask_prompt else None
         return LowPrompt(points, np.ones(len(points), np.int64), box, mask)
 
+    def _centre(self, state: ObjectState) -> tuple[float, float]:
+        """(y, x) low-resolution centre of the object's last good mask (the grid's centre
+        when it has none)."""
+        rows, cols = np.nonzero(state.mask)
+        if len(rows) == 0:
+            return self.grid.valid[0] / 2, self.grid.valid[1] / 2
+        return float(rows.mean()), float(cols.mean())
+
+    def _reach(self, state: ObjectState) -> float:
+        """How far (cells, one standard deviation) from its last place a lost object is
+        looked for: 3 object radii, and a tenth of the frame more for each frame lost."""
+        radius = max(np.sqrt(state.area / np.pi), 1.0)
+        diagonal = float(np.hypot(*self.grid.valid))
+        return 3 * radius + 0.1 * diagonal * max(state.lost, 1)
+
     def _search_prompt(
         self, state: ObjectState, view: FrameView, taken: np.ndarray
     ) -> LowPrompt | None:
@@ -129,6 +141,11 @@ class FrameStepper:
         blocked = cv2.resize(taken.astype(np.float32), (ew, eh), interpolation=cv2.INTER_AREA)
         valid = cv2.resize(self.valid.astype(np.float32), (ew, eh), interpolation=cv2.INTER_AREA)
         similarity[(blocked > 0.5) | (valid < 0.5)] = -1.0
+        # objects reappear near where they went: the similarity fades with the distance
+        rows, cols = np.mgrid[0:eh, 0:ew] + 0.5
+        cy, cx = self._centre(state)
+        far = ((rows * lh / eh - cy) ** 2 + (cols * lw / ew - cx) ** 2) / self._reach(state) ** 2
+        similarity = similarity * np.exp(-0.5 * far)
         row, col = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
         point = np.array([[(col + 0.5) * lw / ew, (row + 0.5) * lh / eh]])
         return LowPrompt(point, np.ones(1, np.int64))
@@ -183,23 +200,7 @@ class FrameStepper:
                 outcomes[cand.owner].confidence = max(
                     outcomes[cand.owner].confidence, outcome.confidence
                 )
-        self._refuse_overlapping(outcomes, taken)
         return outcomes
-
-    def _refuse_overlapping(self, outcomes: dict[int, Outcome], taken: np.ndarray) -> None:
-        """A re-detection lying mostly on another object (one tracked on this frame, or
-        prompted) is that object seen again, not the lost one: refused."""
-        for obj, outcome in outcomes.items():
-            if not outcome.found or outcome.logits is None:
-                continue
-            others = taken.copy()
-            for other, o in outcomes.items():
-                if other != obj and o.logits is not None and not o.found:
-                    others |= o.logits > 0
-            mask = outcome.logits > 0
-            area = np.count_nonzero(mask)
-            if area == 0 or np.count_nonzero(mask & others) > _SHARED_AT_MOST * area:
-                outcomes[obj] = Outcome(None, outcome.confidence)
 
     def _push_apart(self, candidates: list[_Candidate]) -> None:
         """Another tracked object's clicks inside an object's box and outside its prior
@@ -251,7 +252,10 @@ class FrameStepper:
                     scores.append(0.0)
                     continue
                 similarity = app.cosine(app.mask_descriptor(view.embedding, m), state.appearance)
-                scores.append(float(iou) * max(similarity, 0.0))
+                rows, cols = np.nonzero(m)
+                cy, cx = self._centre(state)
+                far = ((rows.mean() - cy) ** 2 + (cols.mean() - cx) ** 2) / self._reach(state) ** 2
+                scores.append(float(iou) * max(similarity, 0.0) * float(np.exp(-0.5 * far)))
         best = int(np.argmax(scores))
         confidence = float(np.clip(scores[best], 0.0, 1.0))
         if cand.kind == "track":
@@ -263,7 +267,7 @@ class FrameStepper:
                     return Outcome(None, confidence)
         elif confidence < cfg.found_above:
             return Outcome(None, confidence)
-        return Outcome(logits[best], confidence, found=cand.kind != "track")
+        return Outcome(logits[best], confidence)
 
     # -- after the frame ----------------------------------------------------------------------
 
