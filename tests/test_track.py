@@ -127,13 +127,14 @@ def test_bad_prompts(tracker, video, prompt, error, message):
 
 
 def test_bad_propagation(tracker, video):
+    # checked when propagate is called, before any frame is tracked
     session = tracker.open(sequence_of(video[0]))
     with pytest.raises(PromptError, match="no object has a prompt"):
-        list(session.propagate())
+        session.propagate()
     session.add_prompt(ObjectPrompt(0, 1, points=[[40, 40, 1]]))
     with pytest.raises(PromptError, match="cannot start at frame 9"):
-        list(session.propagate(start=9))
+        session.propagate(start=9)
     with pytest.raises(ConfigError, match="max_frames must be >= 1"):
-        list(session.propagate(max_frames=0))
+        session.propagate(max_frames=0)
     with pytest.raises(PromptError, match="object id 0 is not allowed"):
         session.remove_object(0)

@@ -77,8 +77,9 @@ class Sam2Session(TrackingSession):
         first = [min(f) for f in self.prompted.values()]
         last = [max(f) for f in self.prompted.values()]
         order = frame_order(len(self.sequence), start, reverse, max_frames, first, last)
-        if not order:
-            return
+        return self._run(order, reverse)
+
+    def _run(self, order: list[int], reverse: bool) -> Iterator[FrameResult]:
         if reverse and order[0] == 0:
             # VideoPredictor tracks nothing backwards from frame 0; frame 0 alone, forwards.
             runs = self.predictor.propagate_in_video(self.state, 0, 0, reverse=False)
