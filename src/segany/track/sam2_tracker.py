@@ -17,7 +17,6 @@ from segany.errors import NotFoundError, PromptError
 from segany.sequences.base import FrameSequence
 from segany.track.base import FrameResult, ObjectPrompt, Tracker, TrackingSession
 from segany.track.prompts import check_object_id, check_prompt
-from segany.track.sequence_frames import SequenceSource
 from segany.track.span import frame_order
 from segany.video.predictor import VideoPredictor
 
@@ -51,8 +50,8 @@ class Sam2Session(TrackingSession):
     def __init__(self, predictor: VideoPredictor, sequence: FrameSequence) -> None:
         self.predictor = predictor
         self.sequence = sequence
-        source = SequenceSource(sequence, predictor.image_size, cache_frames=predictor.cache_frames)
-        self.state = predictor.init_state(source)
+        # frames decoded on demand (segany.video.sequence_frames.SequenceFrames)
+        self.state = predictor.init_state(sequence)
         self.prompted: dict[int, set[int]] = {}  # object id -> frames with a prompt
 
     def add_prompt(self, prompt: ObjectPrompt) -> FrameResult:
