@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from segany.errors import NotFoundError, PromptError
+from segany.errors import ImageError, NotFoundError, PromptError
 from segany.interactive import contradicted_clicks
 from segany.predictor import SamPredictor
 from segany.sequences.base import FrameSequence
@@ -70,7 +70,7 @@ class ImageSession(TrackingSession):
         self, predictor: SamPredictor, sequence: FrameSequence, config: ImageTrackerConfig
     ) -> None:
         if len(sequence) == 0:
-            raise PromptError("the sequence has no frames")
+            raise ImageError("the sequence has no frames")
         self.predictor = predictor
         self.sequence = sequence
         self.config = config
