@@ -114,7 +114,9 @@ def test_video_reads_forward_without_seeking_and_backward_in_few_seeks(tmp_path,
     video = VideoFileFrames(path, SIZE, raw_cache_bytes=8 * frame_bytes)
     seeks = []
     original = video.decoder._seek
-    monkeypatch.setattr(video.decoder, "_seek", lambda index: (seeks.append(index), original(index)))
+    monkeypatch.setattr(
+        video.decoder, "_seek", lambda index: (seeks.append(index), original(index))
+    )
     for i in range(30):
         video.rgb(i)
     assert seeks == []
