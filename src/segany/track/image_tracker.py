@@ -224,8 +224,12 @@ class ImageSession(TrackingSession):
         there are its background clicks (no pixel belongs to two objects). An object with a
         tracked mask there (a correction) also gets that mask as the mask prompt and its box,
         grown to the clicks, as interactive SAM refines an earlier answer; the answer is the
-        output contradicting the fewest clicks, then the refined one, then the single-mask
-        output, then the highest predicted IoU (`segany.interactive.rank_candidates`)."""
+        output that keeps a corrected object (`_loses_object`), then the one contradicting the
+        fewest clicks, then the refined one, then the single-mask output, then the highest
+        predicted IoU (`segany.interactive.rank_candidates`). The refinement runs with the
+        tracked mask's own box and with a grown one (a tight box lets a background click
+        cut off the wrong part; a grown one lets the mask spread), each reaching the
+        positive clicks."""
         grid = self.grid
         objects = self._prompted_on(frame)
         clicks = {}
@@ -248,13 +252,15 @@ class ImageSession(TrackingSession):
             prompts.append(LowPrompt(pushed, pushed_labels, box))
             owners.append((obj, False))
             if entry.prior is not None and box is None:
-                grown = expand_box(mask_box(entry.prior), 0.1, 2.0, grid.valid)
+                tight = mask_box(entry.prior).astype(np.float64)
                 positives = points[labels == 1]
-                if len(positives):
-                    grown[:2] = np.minimum(grown[:2], positives.min(axis=0) - 2)
-                    grown[2:] = np.maximum(grown[2:], positives.max(axis=0) + 2)
-                prompts.append(LowPrompt(pushed, pushed_labels, grown, pseudo_logits(entry.prior)))
-                owners.append((obj, True))
+                for refined in (tight, expand_box(tight, 0.1, 2.0, grid.valid)):
+                    if len(positives):  # a missed part clicked: the box reaches it
+                        refined[:2] = np.minimum(refined[:2], positives.min(axis=0) - 2)
+                        refined[2:] = np.maximum(refined[2:], positives.max(axis=0) + 2)
+                    prior_logits = pseudo_logits(entry.prior)
+                    prompts.append(LowPrompt(pushed, pushed_labels, refined, prior_logits))
+                    owners.append((obj, True))
         logits, ious = decode(self.predictor, grid, prompts, "all")
         valid = grid.valid_mask()
         for obj in objects:
@@ -262,10 +268,11 @@ class ImageSession(TrackingSession):
             rows = [i for i, (o, _) in enumerate(owners) if o == obj]
             masks = np.concatenate([logits[i] > 0 for i in rows])  # (4 x rows, lh, lw)
             wrong = contradicted_clicks(masks, points - 0.5, labels)
+            loses = _loses_object(masks, self.prompts[obj][frame].prior)
             refined = np.concatenate([np.full(4, owners[i][1]) for i in rows])
             single = np.tile(np.arange(4) == 0, len(rows))
             iou = np.concatenate([ious[i] for i in rows])
-            best = np.lexsort((-iou, ~single, ~refined, wrong))[0]
+            best = np.lexsort((-iou, ~single, ~refined, wrong, loses))[0]
             chosen = logits[rows[best // 4], best % 4]
             chosen = np.where(valid, chosen, min(float(chosen.min()), -1.0))
             entry = self.prompts[obj][frame]
@@ -323,3 +330,18 @@ class ImageSession(TrackingSession):
             full = model.postprocess_masks(tensor, self.grid.input_size, self.grid.frame)
         full = full[:, 0].numpy()
         return self.predictor.threshold_masks(full), full
+
+
+# A correction's candidate keeping less than this share of the tracked mask loses the object.
+_KEPT_SHARE = 0.25
+
+
+def _loses_object(masks: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
+    """(C,) bool: which of the candidate masks (C, lh, lw) bool lose a corrected object,
+    i.e. are empty or keep under `_KEPT_SHARE` of its tracked mask `prior` (lh, lw) bool (a
+    click without a positive one, e.g. a lone background click, decoded without the mask
+    prompt segments nothing); all False without a prior (a first prompt)."""
+    if prior is None:
+        return np.zeros(len(masks), dtype=bool)
+    kept = np.count_nonzero(masks & prior, axis=(1, 2))
+    return (kept < _KEPT_SHARE * np.count_nonzero(prior)) | ~masks.any(axis=(1, 2))
