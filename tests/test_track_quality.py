@@ -1,5 +1,6 @@
 """The image-model tracker with the built-in model: it follows objects (a floor no random
-model reaches), loses an object that leaves and finds it again, and holds bounded state."""
+model reaches), loses an object that leaves and finds it again, holds bounded state, and a
+correction click refines the tracked mask (never losing the object)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 
 import segany
+from segany.data.textures import fractal_noise
+from segany.evaluation.metrics import click_from_error
 from segany.track import ObjectPrompt, build_tracker
 from track_helpers import centre_click, iou, moving_blobs, sequence_of
 
@@ -58,3 +61,49 @@ def test_state_is_bounded(model):
     low = session.grid.low
     # after the history filled: the same arrays, histories within 2 frames of packed bits
     assert max(sizes[2:]) - min(sizes[2:]) <= 2 * (low[0] * low[1] // 8)
+
+
+def _two_parts(frames: int, size=(120, 160), seed=5):
+    """(T, H, W, 3) uint8 frames of a red ellipse A with a blue one B touching its right
+    side, both moving, over a textured background; (T, H, W) bool masks of A and of B."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    ground = fractal_noise(rng, height, width, cells=6)[..., None]
+    background = (60 + 80 * ground * np.array([0.8, 1.0, 0.7])).astype(np.float32)
+    grain = fractal_noise(rng, height, width, cells=16)[..., None] - 0.5
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    video = np.zeros((frames, height, width, 3), np.uint8)
+    part_a = np.zeros((frames, height, width), bool)
+    part_b = np.zeros_like(part_a)
+    for t in range(frames):
+        cx, cy = 55 + 2 * t, 60 + t
+        part_a[t] = ((xs - cx) / 22) ** 2 + ((ys - cy) / 18) ** 2 <= 1
+        part_b[t] = (((xs - cx - 30) / 16) ** 2 + ((ys - cy) / 14) ** 2 <= 1) & ~part_a[t]
+        image = background.copy()
+        for part, colour in ((part_a[t], (220, 60, 40)), (part_b[t], (40, 90, 230))):
+            image[part] = (np.array(colour, np.float32) + 50 * grain)[part]
+        video[t] = np.clip(image, 0, 255).astype(np.uint8)
+    return video, part_a, part_b
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_correction_click_refines_the_tracked_mask(model, label):
+    """Tracked from a click on A, the mask spills onto B. With the truth A, the correction
+    (the evaluation's click: deepest in the largest error) is a background click on B; with
+    the truth A + B it is a foreground click there. Either way the corrected frame and the
+    frames after it keep the object and match the truth better than before."""
+    video, part_a, part_b = _two_parts(6)
+    truth = part_a if label == 0 else part_a | part_b
+    session = build_tracker(model).open(sequence_of(video))
+    session.add_prompt(ObjectPrompt(0, 1, points=centre_click(part_a[0])))
+    before = {r.frame: r.masks[1] for r in session.propagate()}
+    w = 3
+    click = click_from_error(before[w], truth[w])
+    assert click is not None and click[2] == label and part_b[w][click[1], click[0]]
+    corrected = session.add_prompt(ObjectPrompt(w, 1, points=np.array([click], float)))
+    assert iou(corrected.masks[1], truth[w]) > iou(before[w], truth[w]) + 0.05
+    after = {r.frame: r.masks[1] for r in session.propagate(start=w)}
+    assert sorted(after) == [3, 4, 5]
+    for t, mask in after.items():
+        assert np.count_nonzero(mask & part_a[t]) >= 0.8 * part_a[t].sum(), t  # not lost
+        assert iou(mask, truth[t]) >= iou(before[t], truth[t]), t
