@@ -56,6 +56,14 @@ export class SequenceList {
 
   render() {
     this.listElement.replaceChildren(...this.items.map((item) => this.row(item)));
+    if (this.items.length === 0) {
+      const hint = document.createElement("li");
+      hint.className = "empty-hint";
+      hint.textContent =
+        "No video or volume yet: Upload one (mp4, webm, avi, mov, mkv, multi-page TIFF, " +
+        "NIfTI, or a zip of frames or of a DICOM series).";
+      this.listElement.append(hint);
+    }
   }
 
   row(item) {
